@@ -1,0 +1,292 @@
+"""The run configuration: typed sections, loaded from a TOML preset plus ``--set`` overrides.
+
+Every key has a default here, so a preset only states what differs. Unknown keys, values
+of the wrong type and choices outside their set are refused before any work starts, with
+the key named and the valid alternatives listed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+import tomli_w
+
+from .errors import UserError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+
+@dataclass
+class RunConfig:
+    name: str = "run"
+    out_dir: str = "runs"
+    seed: int = 0
+    device: str = "auto"
+    epochs: int = 20
+    amp: bool = True
+
+
+@dataclass
+class DataConfig:
+    format: str = "synthetic"
+    path: str = ""
+    split: str = "loo"
+    split_ratios: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
+    valid_into_train: bool = False
+    pretrained: str = ""
+    pretrained_dim: int = 768
+    normalize: bool = True
+    pca_dim: int = 0
+    synthetic_users: int = 3000
+    synthetic_items: int = 2000
+    synthetic_factors: int = 16
+    synthetic_per_user: int = 30
+    synthetic_dim: int = 64
+    synthetic_noise: float = 1.0
+
+
+@dataclass
+class GraphConfig:
+    norm: str = "symmetric"
+    backend: str = "torch"
+
+
+@dataclass
+class ModelConfig:
+    dim: int = 64
+    layers: int = 3
+    combine: str = "mean"
+    item_init: str = "pretrained"
+    item_mode: str = "learnable"
+    alpha0: float = 0.8
+    alpha_decay: float = 0.02
+    alpha_min: float = 0.0
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adam"
+    user_lr: float = 1e-3
+    item_lr: float = 3e-4
+    weight_decay: float = 1e-4
+    warmup_epochs: float = 5.0
+    min_lr: float = 1e-5
+    clip_norm: float = 5.0
+    item_start_epoch: int = 0
+    batch_size: int = 2048
+    reg: float = 1e-4
+
+
+@dataclass
+class EvalConfig:
+    every: int = 1
+    ks: list[int] = field(default_factory=lambda: [10, 20, 50])
+    best_metric: str = "valid/recall@20"
+    patience: int = 0
+    chunk_users: int = 1024
+    sim_pairs: int = 20000
+    sim_bins: int = 40
+
+
+@dataclass
+class CheckpointConfig:
+    keep_last: int = 3
+
+
+@dataclass
+class Config:
+    run: RunConfig = field(default_factory=RunConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    graph: GraphConfig = field(default_factory=GraphConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps(self.to_dict())
+
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "run.device": ("auto", "cpu", "cuda"),
+    "data.format": ("synthetic", "lightgcn", "recbole", "csv"),
+    "data.split": ("loo", "ratio"),
+    "graph.norm": ("symmetric", "mean"),
+    "graph.backend": ("torch",),
+    "model.combine": ("mean", "last"),
+    "model.item_init": ("pretrained", "xavier"),
+    "model.item_mode": ("frozen", "learnable", "residual"),
+    "optim.name": ("adam", "adamw", "adafactor"),
+}
+
+POSITIVE = {
+    "run.epochs", "model.dim", "optim.batch_size", "eval.every", "eval.chunk_users",
+    "eval.sim_bins", "checkpoint.keep_last", "data.pretrained_dim", "data.synthetic_users",
+    "data.synthetic_items", "data.synthetic_factors", "data.synthetic_per_user",
+    "data.synthetic_dim", "optim.user_lr", "optim.item_lr",
+}
+NON_NEGATIVE = {
+    "model.layers", "optim.weight_decay", "optim.warmup_epochs", "optim.min_lr",
+    "optim.clip_norm", "optim.item_start_epoch", "optim.reg", "eval.patience",
+    "eval.sim_pairs", "data.pca_dim", "data.synthetic_noise", "model.alpha_decay",
+}
+
+
+def _sections() -> dict[str, type]:
+    hints = get_type_hints(Config)
+    return {f.name: hints[f.name] for f in dataclasses.fields(Config)}
+
+
+def valid_keys() -> list[str]:
+    """Every ``section.key`` a preset or ``--set`` may name."""
+    return [f"{s}.{f.name}" for s, cls in _sections().items() for f in dataclasses.fields(cls)]
+
+
+def _field_type(section: str, key: str) -> Any:
+    return get_type_hints(_sections()[section])[key]
+
+
+def _coerce(key: str, value: Any, typ: Any, where: str) -> Any:
+    """Check ``value`` against ``typ``; ints are accepted for floats, nothing else is converted."""
+    origin = get_origin(typ)
+    if origin is list:
+        (inner,) = get_args(typ)
+        if not isinstance(value, list):
+            raise UserError(f"{where}: {key} must be a list of {inner.__name__}, got {value!r}")
+        return [_coerce(key, v, inner, where) for v in value]
+    if typ is bool:
+        if not isinstance(value, bool):
+            raise UserError(f"{where}: {key} must be true or false, got {value!r}")
+        return value
+    if typ is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UserError(f"{where}: {key} must be an integer, got {value!r}")
+        return value
+    if typ is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UserError(f"{where}: {key} must be a number, got {value!r}")
+        return float(value)
+    if typ is str:
+        if not isinstance(value, str):
+            raise UserError(f"{where}: {key} must be a string, got {value!r}")
+        return value
+    raise AssertionError(f"unsupported config type {typ}")
+
+
+def _unknown_key(key: str, where: str) -> UserError:
+    keys = valid_keys()
+    section = key.split(".")[0]
+    related = [k for k in keys if k.startswith(section + ".")] or keys
+    return UserError(f"{where}: unknown config key {key!r}; valid keys: {', '.join(related)}")
+
+
+def apply(cfg: Config, key: str, value: Any, where: str) -> None:
+    """Set ``section.key`` on ``cfg`` after checking the key exists and the value's type."""
+    parts = key.split(".")
+    if len(parts) != 2 or parts[0] not in _sections():
+        raise _unknown_key(key, where)
+    section, name = parts
+    if name not in {f.name for f in dataclasses.fields(_sections()[section])}:
+        raise _unknown_key(key, where)
+    setattr(getattr(cfg, section), name, _coerce(key, value, _field_type(section, name), where))
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Parse ``section.key=value`` where value is TOML (bare words are taken as strings)."""
+    if "=" not in text:
+        raise UserError(f"--set {text!r}: expected section.key=value, e.g. optim.item_lr=1e-4")
+    key, raw = (s.strip() for s in text.split("=", 1))
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key, value
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot read config file {path}: {exc.strerror}") from exc
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: not valid TOML: {exc}") from exc
+
+
+def from_dict(data: dict[str, Any], where: str, cfg: Config | None = None) -> Config:
+    cfg = cfg or Config()
+    for section, values in data.items():
+        if section not in _sections() or not isinstance(values, dict):
+            raise _unknown_key(str(section), where)
+        for name, value in values.items():
+            apply(cfg, f"{section}.{name}", value, where)
+    return cfg
+
+
+def resolve(base: dict[str, Any], where: str, overrides: list[str]) -> Config:
+    """Defaults, then the preset's values, then each ``--set``; then validate the whole."""
+    cfg = from_dict(base, where)
+    for text in overrides:
+        key, value = parse_override(text)
+        apply(cfg, key, value, f"--set {text}")
+    validate(cfg)
+    return cfg
+
+
+_ENV = re.compile(r"\$\{(\w+)\}|\$(\w+)")
+
+
+def expand_path(value: str, key: str) -> str:
+    """Expand ``$VAR``/``${VAR}`` and ``~``; an unset variable is an error naming key and variable."""
+
+    def sub(m: re.Match[str]) -> str:
+        var = m.group(1) or m.group(2)
+        if var not in os.environ:
+            raise UserError(f"{key} = {value!r} uses ${var}, which is not set; "
+                            f"export {var}=/path or pass --set {key}=/path")
+        return os.environ[var]
+
+    return os.path.expanduser(_ENV.sub(sub, value))
+
+
+def validate(cfg: Config) -> None:
+    flat = {f"{s}.{k}": v for s, sec in cfg.to_dict().items() for k, v in sec.items()}
+    for key, choices in CHOICES.items():
+        if flat[key] not in choices:
+            raise UserError(f"{key} = {flat[key]!r} is not valid; choose one of: {', '.join(choices)}")
+    for key in POSITIVE:
+        if flat[key] <= 0:
+            raise UserError(f"{key} = {flat[key]!r} must be > 0")
+    for key in NON_NEGATIVE:
+        if flat[key] < 0:
+            raise UserError(f"{key} = {flat[key]!r} must be >= 0")
+    if not 0.0 <= cfg.model.alpha0 <= 1.0 or not 0.0 <= cfg.model.alpha_min <= 1.0:
+        raise UserError("model.alpha0 and model.alpha_min must lie in [0, 1]")
+    if not cfg.eval.ks or any(k <= 0 for k in cfg.eval.ks):
+        raise UserError(f"eval.ks = {cfg.eval.ks!r} must be a non-empty list of positive integers")
+    split, _, metric = cfg.eval.best_metric.partition("/")
+    names = {f"{m}@{k}" for m in ("recall", "ndcg") for k in cfg.eval.ks}
+    if split not in ("valid", "test") or metric not in names:
+        raise UserError(f"eval.best_metric = {cfg.eval.best_metric!r} is not valid; use SPLIT/METRIC "
+                        f"with SPLIT valid or test and METRIC one of {', '.join(sorted(names))}")
+    if len(cfg.data.split_ratios) != 3 or abs(sum(cfg.data.split_ratios) - 1) > 1e-6:
+        raise UserError(f"data.split_ratios = {cfg.data.split_ratios!r} must be three numbers "
+                        "(train, valid, test) summing to 1")
+    if cfg.model.item_init == "xavier" and cfg.model.item_mode != "learnable":
+        raise UserError(f"model.item_mode = {cfg.model.item_mode!r} needs pretrained item vectors; "
+                        "with model.item_init = 'xavier' only 'learnable' makes sense")
+    if cfg.data.format != "synthetic" and not cfg.data.path:
+        raise UserError(f"data.format = {cfg.data.format!r} needs data.path (a file or directory)")

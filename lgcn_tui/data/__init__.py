@@ -1,0 +1,43 @@
+"""Datasets: readers for each format, the synthetic generator, pretrained item vectors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..config import Config, expand_path
+from ..errors import UserError
+from .dataset import Dataset
+from .pretrained import load_pretrained, prepare_pretrained
+from .readers import read_csv, read_lightgcn, read_recbole
+from .synthetic import generate
+
+
+def load(cfg: Config) -> Dataset:
+    """The dataset a config names, with pretrained vectors aligned to item index when asked for."""
+    data = cfg.data
+    if data.format == "synthetic":
+        dataset = generate(data, cfg.run.seed)
+    else:
+        path = Path(expand_path(data.path, "data.path"))
+        if data.format == "lightgcn":
+            dataset = read_lightgcn(path)
+        elif data.format == "recbole":
+            dataset = read_recbole(path, data.split, data.split_ratios, cfg.run.seed)
+        else:
+            dataset = read_csv(path, data.split, data.split_ratios, cfg.run.seed)
+        if data.pretrained:
+            source = Path(expand_path(data.pretrained, "data.pretrained"))
+            dataset.pretrained = load_pretrained(source, data.pretrained_dim, dataset.item_ids)
+    if data.valid_into_train and len(dataset.valid):
+        dataset.train = np.unique(np.concatenate([dataset.train, dataset.valid]), axis=0)
+        dataset.valid = dataset.valid[:0]
+    if cfg.model.item_init == "pretrained":
+        if dataset.pretrained is None:
+            raise UserError("model.item_init = 'pretrained' but no pretrained vectors were given; "
+                            "set data.pretrained=PATH (.sent_emb or .npy) or model.item_init=xavier")
+        dataset.pretrained = prepare_pretrained(dataset.pretrained, data.normalize, data.pca_dim)
+    else:
+        dataset.pretrained = None
+    return dataset

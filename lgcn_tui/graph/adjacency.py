@@ -1,0 +1,66 @@
+"""The normalised user–item adjacency, built once per run as an int32 CSR matrix.
+
+Nodes are users ``0..U-1`` followed by items ``U..U+I-1``. ``symmetric`` gives
+D^-1/2 A D^-1/2 (its own transpose); ``mean`` gives the row-mean D^-1 A, whose transpose
+is stored beside it because the backward pass needs it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass
+class Adjacency:
+    matrix: torch.Tensor
+    transpose: torch.Tensor
+    n_users: int
+    n_items: int
+
+    @property
+    def n_nodes(self) -> int:
+        return self.n_users + self.n_items
+
+    @property
+    def nnz(self) -> int:
+        return int(self.matrix.values().numel())
+
+    def to(self, device: torch.device) -> "Adjacency":
+        matrix = self.matrix.to(device)
+        transpose = matrix if self.transpose is self.matrix else self.transpose.to(device)
+        return Adjacency(matrix, transpose, self.n_users, self.n_items)
+
+
+def _csr(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, n: int) -> torch.Tensor:
+    order = np.lexsort((cols, rows))
+    rows, cols, vals = rows[order], cols[order], vals[order]
+    crow = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n), out=crow[1:])
+    return torch.sparse_csr_tensor(
+        torch.from_numpy(crow.astype(np.int32)),
+        torch.from_numpy(cols.astype(np.int32)),
+        torch.from_numpy(vals.astype(np.float32)),
+        size=(n, n),
+    )
+
+
+def build_adjacency(train: np.ndarray, n_users: int, n_items: int, norm: str) -> Adjacency:
+    """Build Â from ``(user, item)`` training pairs (already de-duplicated)."""
+    n = n_users + n_items
+    users = train[:, 0].astype(np.int64)
+    items = train[:, 1].astype(np.int64) + n_users
+    rows = np.concatenate([users, items])
+    cols = np.concatenate([items, users])
+    deg = np.bincount(rows, minlength=n).astype(np.float64)
+    with np.errstate(divide="ignore"):
+        if norm == "symmetric":
+            inv_sqrt = np.where(deg > 0, deg**-0.5, 0.0)
+            vals = inv_sqrt[rows] * inv_sqrt[cols]
+        else:
+            vals = np.where(deg[rows] > 0, 1.0 / deg[rows], 0.0)
+    matrix = _csr(rows, cols, vals, n)
+    transpose = matrix if norm == "symmetric" else _csr(cols, rows, vals, n)
+    return Adjacency(matrix, transpose, n_users, n_items)

@@ -1,0 +1,107 @@
+"""LightGCN with item vectors warm-started from pretrained text embeddings.
+
+The layer-0 ("ego") item vector depends on ``item_mode``:
+
+- ``frozen``:    e_i = p_i                          (p = pretrained, a buffer)
+- ``learnable``: e_i = w_i,  w initialised to p     (or Xavier without pretrained vectors)
+- ``residual``:  e_i = α·p_i + (1 − α)·w_i,  w initialised to p, α set by the trainer
+
+Users are always a Xavier-initialised parameter. Propagation is parameter-free (see
+``graph.propagate``); the BPR loss lives beside the model, the training loop outside it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..graph.adjacency import Adjacency
+from ..graph.propagate import propagate_all, propagate_rows
+
+
+class LightGCN(nn.Module):
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        dim: int,
+        layers: int,
+        combine: str,
+        item_mode: str,
+        pretrained: torch.Tensor | None,
+    ) -> None:
+        super().__init__()
+        if pretrained is not None:
+            dim = pretrained.shape[1]
+        self.n_users, self.n_items, self.dim = n_users, n_items, dim
+        self.layers, self.combine, self.item_mode = layers, combine, item_mode
+        self.user = nn.Parameter(torch.empty(n_users, dim))
+        self.item = nn.Parameter(torch.empty(n_items, dim), requires_grad=item_mode != "frozen")
+        # Rebuilt from the data on resume, so checkpoints stay small.
+        self.register_buffer("pretrained", pretrained.clone() if pretrained is not None else None, persistent=False)
+        self.register_buffer("item_start", torch.empty(n_items, dim))
+        self.register_buffer("alpha", torch.tensor(1.0 if item_mode == "frozen" else 0.0))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.xavier_uniform_(self.user)
+        with torch.no_grad():
+            if self.pretrained is None:
+                nn.init.xavier_uniform_(self.item)
+            else:
+                self.item.copy_(self.pretrained)
+            self.item_start.copy_(self.item_vectors())
+
+    def set_alpha(self, alpha: float) -> None:
+        """Residual weight of the frozen part; only meaningful in ``residual`` mode."""
+        self.alpha.fill_(alpha)
+
+    def item_vectors(self) -> torch.Tensor:
+        """Layer-0 item vectors for the current mode."""
+        if self.item_mode == "frozen":
+            return self.pretrained
+        if self.item_mode == "residual":
+            return self.alpha * self.pretrained + (1 - self.alpha) * self.item
+        return self.item
+
+    def ego(self) -> torch.Tensor:
+        return torch.cat([self.user, self.item_vectors()], 0)
+
+    def forward(self, adj: Adjacency, users: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Final and layer-0 vectors of the given users and items (item indices are 0-based).
+
+        Propagation runs once over the union of the batch's nodes, so a node that is both a
+        positive and a negative is computed once.
+        """
+        ego = self.ego()
+        nodes = torch.cat([users, items + self.n_users])
+        unique, inverse = torch.unique(nodes, return_inverse=True)
+        final = propagate_rows(adj, ego, unique, self.layers, self.combine)[inverse]
+        ego_rows = ego[nodes]
+        n = len(users)
+        return final[:n], final[n:], ego_rows[:n], ego_rows[n:]
+
+    @torch.no_grad()
+    def final_embeddings(self, adj: Adjacency) -> tuple[torch.Tensor, torch.Tensor]:
+        out = propagate_all(adj, self.ego(), self.layers, self.combine)
+        return out[: self.n_users], out[self.n_users :]
+
+
+def bpr_loss(
+    user: torch.Tensor,
+    pos: torch.Tensor,
+    neg: torch.Tensor,
+    ego_user: torch.Tensor,
+    ego_pos: torch.Tensor,
+    ego_neg: torch.Tensor,
+    reg: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """BPR loss and the L2 penalty on the batch's layer-0 vectors (as in the LightGCN paper).
+
+    The penalty is ``reg · ½(‖e_u‖² + ‖e_i‖² + ‖e_j‖²) / batch``.
+    """
+    margin = (user * pos).sum(-1) - (user * neg).sum(-1)
+    bpr = F.softplus(-margin).mean()
+    penalty = reg * 0.5 * (ego_user.pow(2).sum() + ego_pos.pow(2).sum() + ego_neg.pow(2).sum()) / len(user)
+    return bpr, penalty

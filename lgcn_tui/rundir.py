@@ -1,0 +1,85 @@
+"""The run directory: everything about one run lives in one folder.
+
+    RUN_DIR/
+      config.toml      the resolved configuration (every key, after preset and --set)
+      run.json         preset name, creation time, package version
+      metrics.jsonl    one event per line (see train/events.py)
+      control          commands from other processes, one JSON object per line
+      checkpoints/     step-NNNNNNNNN-REASON.pt, best.pt
+      export/          user/item embeddings (.npy) and id maps, from `lgcn-tui export`
+
+Anything the dashboard shows can be rebuilt from this folder.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import __version__
+from . import config as cfgmod
+from .errors import UserError
+
+
+@dataclass(frozen=True)
+class RunDir:
+    path: Path
+
+    @property
+    def config(self) -> Path:
+        return self.path / "config.toml"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def best(self) -> Path:
+        return self.checkpoints / "best.pt"
+
+    @property
+    def export(self) -> Path:
+        return self.path / "export"
+
+    @property
+    def info(self) -> Path:
+        return self.path / "run.json"
+
+    def preset(self) -> str:
+        return json.loads(self.info.read_text())["preset"]
+
+    def load_config(self) -> cfgmod.Config:
+        cfg = cfgmod.from_dict(cfgmod.load_toml(self.config), str(self.config))
+        cfgmod.validate(cfg)
+        return cfg
+
+
+def create(cfg: cfgmod.Config, preset: str) -> RunDir:
+    """A fresh folder ``out_dir/name-YYYYmmdd-HHMMSS`` (suffixed if that exists)."""
+    base = Path(cfg.run.out_dir) / f"{cfg.run.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    try:
+        (path / "checkpoints").mkdir(parents=True)
+    except OSError as exc:
+        raise UserError(f"cannot create run directory {path} (run.out_dir = {cfg.run.out_dir!r}): {exc.strerror}") from exc
+    run = RunDir(path)
+    run.config.write_text(cfg.to_toml())
+    run.info.write_text(json.dumps({"preset": preset, "created": time.time(), "version": __version__}, indent=1))
+    return run
+
+
+def open_run(path: Path) -> RunDir:
+    run = RunDir(Path(path))
+    if not run.config.is_file():
+        raise UserError(f"{path} is not a run directory: {run.config} is missing "
+                        "(pass the folder that `lgcn-tui train` printed)")
+    return run

@@ -1,0 +1,87 @@
+"""The headless console: a Rich progress bar for the run and the epoch, and a line per event worth reading."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from ..train import events as ev
+
+LOUD_CHECKPOINTS = {"manual", "stop", "nan", "best"}
+
+
+def format_metrics(metrics: dict[str, float], keys: tuple[str, ...] = ("recall@20", "ndcg@20")) -> str:
+    shown = [k for k in keys if k in metrics] or sorted(metrics)[:2]
+    return "  ".join(f"{k} {metrics[k]:.4f}" for k in shown)
+
+
+class ConsoleSink:
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console()
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=False,
+        )
+        self.run_task: int | None = None
+        self.epoch_task: int | None = None
+        self.steps_per_epoch = 1
+        self.epochs = 1
+
+    def print(self, text: str) -> None:
+        self.progress.console.print(text)
+
+    def handle(self, event: ev.Event) -> None:
+        if isinstance(event, ev.RunStarted):
+            self._started(event)
+        elif isinstance(event, ev.StepMetrics):
+            self._step(event)
+        elif isinstance(event, ev.EvalResult):
+            tag = "popularity baseline" if event.model == "popularity" else f"epoch {event.epoch}"
+            best = "  [green](best)[/]" if event.best else ""
+            self.print(f"{tag:>20}  {event.split:<5} {format_metrics(event.metrics)}{best}")
+        elif isinstance(event, ev.Diagnostics):
+            self.print(f"{'':>20}  retention {event.retention:.3f} (p10 {event.retention_p10:.3f})")
+        elif isinstance(event, ev.CheckpointSaved) and event.reason in LOUD_CHECKPOINTS:
+            self.print(f"[cyan]checkpoint ({event.reason})[/] {event.path}")
+        elif isinstance(event, ev.StateChanged) and event.state in ("paused", "stopped", "done"):
+            self.print(f"[yellow]{event.state}[/] at epoch {event.epoch}, step {event.step}")
+        elif isinstance(event, ev.LrChanged):
+            self.print(f"[magenta]{event.group} lr set to {event.lr:.3g}[/] at step {event.step}")
+        elif isinstance(event, ev.Message):
+            style = {"error": "bold red", "warning": "yellow"}.get(event.level, "")
+            self.print(f"[{style}]{event.text}[/]" if style else event.text)
+
+    def _started(self, event: ev.RunStarted) -> None:
+        d = event.dataset
+        verb = "resuming" if event.resumed else "training"
+        self.print(f"[bold]{verb}[/] {event.name} in {event.run_dir}\n"
+                   f"  data: {d['users']} users, {d['items']} items, {d['train']} train / {d['valid']} valid / "
+                   f"{d['test']} test interactions; items: {event.item_mode}; device: {event.device}")
+        self.steps_per_epoch, self.epochs = event.steps_per_epoch, event.epochs
+        total = event.steps_per_epoch * event.epochs
+        self.progress.start()
+        self.run_task = self.progress.add_task("run", total=total, completed=event.start_step, info="")
+        self.epoch_task = self.progress.add_task("epoch", total=event.steps_per_epoch,
+                                                 completed=event.start_step % event.steps_per_epoch, info="")
+
+    def _step(self, event: ev.StepMetrics) -> None:
+        if self.run_task is None or self.epoch_task is None:
+            return
+        done_in_epoch = event.step + 1 - event.epoch * self.steps_per_epoch
+        self.progress.update(self.run_task, completed=event.step + 1, info=f"epoch {event.epoch + 1}/{self.epochs}")
+        self.progress.update(self.epoch_task, completed=done_in_epoch, info=f"loss {event.loss:.4f}")
+        if done_in_epoch == self.steps_per_epoch:
+            self.progress.reset(self.epoch_task, total=self.steps_per_epoch, info="")
+
+    def flush(self) -> None:
+        return None
+
+    def close(self) -> None:
+        self.progress.stop()

@@ -1,0 +1,178 @@
+"""Typed events the trainer publishes; every sink (console, JSONL, dashboard) reads these.
+
+Each event serialises to one flat JSON object with an ``event`` key, which is exactly one
+line of ``metrics.jsonl``; ``event_from_dict`` turns such a line back into the event, so a
+dashboard can be rebuilt from a run directory alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+
+@dataclass
+class Event:
+    kind: ClassVar[str] = "event"
+    t: float = field(default_factory=time.time, kw_only=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"event": self.kind, **dataclasses.asdict(self)}
+
+
+@dataclass
+class RunStarted(Event):
+    kind: ClassVar[str] = "run_started"
+    run_dir: str
+    name: str
+    preset: str
+    dataset: dict[str, int]
+    device: str
+    item_mode: str
+    epochs: int
+    steps_per_epoch: int
+    start_step: int
+    resumed: bool
+    clip_norm: float
+    schedule: dict[str, Any]
+
+
+@dataclass
+class StepMetrics(Event):
+    """One optimiser step. ``step`` is global (0-based) and counts across epochs."""
+
+    kind: ClassVar[str] = "step"
+    epoch: int
+    step: int
+    loss: float
+    bpr: float
+    reg: float
+    grad_user: float
+    grad_item: float
+    lr_user: float
+    lr_item: float
+    alpha: float | None
+
+
+@dataclass
+class EpochEnd(Event):
+    kind: ClassVar[str] = "epoch_end"
+    epoch: int
+    step: int
+    mean_loss: float
+    seconds: float
+
+
+@dataclass
+class EvalResult(Event):
+    """Metrics of one split, keyed like ``recall@20``; ``model`` is ``lightgcn`` or ``popularity``."""
+
+    kind: ClassVar[str] = "eval"
+    epoch: int
+    step: int
+    split: str
+    metrics: dict[str, float]
+    model: str = "lightgcn"
+    best: bool = False
+    seconds: float = 0.0
+
+
+@dataclass
+class Diagnostics(Event):
+    """Retention is the mean cosine of each item vector to its start vector.
+
+    ``sim_edges`` has one more entry than ``sim_counts``: a histogram of item–item cosine
+    on a fixed sample of pairs.
+    """
+
+    kind: ClassVar[str] = "diagnostics"
+    epoch: int
+    step: int
+    retention: float
+    retention_p10: float
+    sim_edges: list[float]
+    sim_counts: list[int]
+
+
+@dataclass
+class CheckpointSaved(Event):
+    kind: ClassVar[str] = "checkpoint"
+    path: str
+    reason: str
+    epoch: int
+    step: int
+
+
+@dataclass
+class StateChanged(Event):
+    """``state`` is one of running, paused, evaluating, done, stopped, error."""
+
+    kind: ClassVar[str] = "state"
+    state: str
+    epoch: int
+    step: int
+
+
+@dataclass
+class LrChanged(Event):
+    kind: ClassVar[str] = "lr_changed"
+    group: str
+    lr: float
+    step: int
+    source: str
+
+
+@dataclass
+class CommandReceived(Event):
+    kind: ClassVar[str] = "command"
+    command: str
+    args: dict[str, Any]
+    source: str
+
+
+@dataclass
+class Message(Event):
+    """A line for the event log; ``level`` is info, warning or error."""
+
+    kind: ClassVar[str] = "message"
+    level: str
+    text: str
+    checkpoint: str | None = None
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.kind: cls
+    for cls in (
+        RunStarted,
+        StepMetrics,
+        EpochEnd,
+        EvalResult,
+        Diagnostics,
+        CheckpointSaved,
+        StateChanged,
+        LrChanged,
+        CommandReceived,
+        Message,
+    )
+}
+
+
+def event_from_dict(data: dict[str, Any]) -> Event:
+    """Inverse of ``Event.to_dict``; unknown keys from newer versions are ignored."""
+    cls = EVENT_TYPES[data["event"]]
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+class Sink(Protocol):
+    """Anything that consumes events. Called on the training thread: must return quickly."""
+
+    def handle(self, event: Event) -> None: ...
+
+    def flush(self) -> None:
+        """Make everything handled so far durable (called before a checkpoint is written)."""
+        ...
+
+    def close(self) -> None: ...
