@@ -46,12 +46,13 @@ class DataConfig:
     pretrained_dim: int = 768
     normalize: bool = True
     pca_dim: int = 0
-    synthetic_users: int = 3000
+    synthetic_users: int = 1500
     synthetic_items: int = 2000
     synthetic_factors: int = 16
-    synthetic_per_user: int = 30
+    synthetic_per_user: int = 15
     synthetic_dim: int = 64
-    synthetic_noise: float = 1.0
+    synthetic_noise: float = 0.5
+    synthetic_mislabeled: float = 0.3
 
 
 @dataclass
@@ -74,7 +75,7 @@ class ModelConfig:
 
 @dataclass
 class OptimConfig:
-    name: str = "adam"
+    name: str = "adamw"
     user_lr: float = 1e-3
     item_lr: float = 3e-4
     weight_decay: float = 1e-4
@@ -140,7 +141,7 @@ POSITIVE = {
 NON_NEGATIVE = {
     "model.layers", "optim.weight_decay", "optim.warmup_epochs", "optim.min_lr",
     "optim.clip_norm", "optim.item_start_epoch", "optim.reg", "eval.patience",
-    "eval.sim_pairs", "data.pca_dim", "data.synthetic_noise", "model.alpha_decay",
+    "eval.sim_pairs", "data.pca_dim", "data.synthetic_noise", "data.synthetic_mislabeled", "model.alpha_decay",
 }
 
 

@@ -21,13 +21,13 @@ def generate(cfg: DataConfig, seed: int) -> Dataset:
     n_users, n_items, n_factors = cfg.synthetic_users, cfg.synthetic_items, cfg.synthetic_factors
     per_user = min(cfg.synthetic_per_user, n_items - 1)
     topics = rng.integers(0, n_factors, size=n_items)
-    factors = 0.35 * rng.standard_normal((n_items, n_factors)) / np.sqrt(n_factors)
+    factors = 1.5 * rng.standard_normal((n_items, n_factors)) / np.sqrt(n_factors)
     factors[np.arange(n_items), topics] += 1.0
     factors /= np.linalg.norm(factors, axis=1, keepdims=True)
     prefs = np.zeros((n_users, n_factors))
     liked = rng.integers(0, n_factors, size=(n_users, 2))
     np.put_along_axis(prefs, liked, 1.0, axis=1)
-    prefs += 0.1 * rng.standard_normal(prefs.shape)
+    prefs += 0.5 * rng.standard_normal(prefs.shape)
     popularity = 0.5 * rng.standard_normal(n_items)
     logits = 5.0 * prefs @ factors.T + popularity
     gumbel = -np.log(-np.log(rng.uniform(1e-12, 1.0, size=logits.shape)))
@@ -39,9 +39,11 @@ def generate(cfg: DataConfig, seed: int) -> Dataset:
     parts = {"train": (0, cut_valid), "valid": (cut_valid, cut_test), "test": (cut_test, per_user)}
     splits = {name: (users[:, a:b].ravel(), chosen[:, a:b].ravel()) for name, (a, b) in parts.items()}
     dataset = build_dataset("synthetic", splits)
-    visible = factors[:, : max(n_factors // 2, 1)]
-    projection = rng.standard_normal((visible.shape[1], cfg.synthetic_dim)) / np.sqrt(visible.shape[1])
-    text = visible @ projection
+    described = factors.copy()
+    wrong = rng.random(n_items) < cfg.synthetic_mislabeled
+    described[wrong] = factors[rng.integers(0, n_items, size=int(wrong.sum()))]
+    projection = rng.standard_normal((n_factors, cfg.synthetic_dim)) / np.sqrt(n_factors)
+    text = described @ projection
     text += cfg.synthetic_noise * text.std() * rng.standard_normal(text.shape)
     rows = np.array([int(i) for i in dataset.item_ids])
     dataset.pretrained = np.ascontiguousarray(text[rows], dtype=np.float32)

@@ -1,0 +1,1 @@
+"""The Textual dashboard: live training (`lgcn-tui train`) and attaching to a headless run (`lgcn-tui watch`)."""

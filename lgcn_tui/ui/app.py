@@ -1,0 +1,308 @@
+"""The dashboard: one screen of panes over a run's history, and keys that steer the run.
+
+Live (``lgcn-tui train``): the trainer runs in a Textual thread worker and publishes into a
+``History`` sink; keys put commands on its queue. Watch (``lgcn-tui watch RUN_DIR``): a
+thread worker follows the run's ``metrics.jsonl`` into the same history; keys append
+commands to the run's control file, and quitting detaches without touching the run.
+
+Either way the UI never hears from the training thread per step: a timer pulls a
+snapshot a few times a second and redraws only when something changed.
+"""
+
+from __future__ import annotations
+
+import queue
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from rich.console import Console
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid
+from textual.widgets import Footer
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from .. import rundir
+from ..config import Config
+from ..data.dataset import Dataset
+from ..errors import UserError
+from ..rundir import RunDir
+from ..sinks.history import History, Snapshot, load
+from ..sinks.jsonl import JsonlSink
+from ..train import commands as cmd
+from ..train import events as ev
+from ..train.trainer import Trainer
+from .components.charts import GradChart, LossChart, LrChart
+from .components.dialogs import LrDialog, QuitDialog
+from .components.embeddings import EmbeddingPane
+from .components.evals import EvalPane
+from .components.eventlog import EventLog
+from .components.header import RunHeader
+from .components.help import HelpScreen
+from .components.progress import ProgressLine
+from .sources import LiveSource, Source, WatchSource
+
+REFRESH_HZ = 4.0
+CLEAN_OUTCOMES = ("done", "stopped", "detached")
+
+
+class Dashboard(App[int]):
+    """The same screen for live training and for watching; ``source`` decides which."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "lgcn-tui"
+    ENABLE_COMMAND_PALETTE = False
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (36, "-tall")]
+    BINDINGS = [
+        Binding("p", "pause", "pause", id="pause"),
+        Binding("c", "checkpoint", "ckpt", id="checkpoint"),
+        Binding("l", "set_lr('item')", "item lr", id="item-lr"),
+        Binding("u", "set_lr('user')", "user lr", id="user-lr"),
+        Binding("left_square_bracket", "scale_lr(0.5)", "lr/2", key_display="[", id="halve-item-lr"),
+        Binding("right_square_bracket", "scale_lr(2.0)", "lr×2", key_display="]", id="double-item-lr"),
+        Binding("e", "evaluate", "eval", id="evaluate"),
+        Binding("r", "toggle_raw", "raw", id="raw-loss"),
+        Binding("question_mark", "help", "help", key_display="?", id="help"),
+        Binding("q", "quit", "quit", id="quit"),
+    ]
+
+    def __init__(self, source: Source, history: History, *, refresh_hz: float = REFRESH_HZ,
+                 device_note: Callable[[], str] | None = None) -> None:
+        super().__init__()
+        self.source, self.history = source, history
+        self.control = source.control
+        self.refresh_hz = refresh_hz
+        self.device_note = device_note or (lambda: "")
+        self.quitting = False
+        self.worker: Worker[str] | None = None
+        self.outcome: str | None = None
+        self.failure: BaseException | None = None
+        self._drawn = -1
+
+    @property
+    def watching(self) -> bool:
+        return not self.control.live
+
+    # ----- layout and refresh ---------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield RunHeader(id="header")
+        yield ProgressLine(id="progress")
+        with Grid(id="panes"):
+            yield LossChart(id="loss")
+            yield GradChart(id="grad")
+            yield LrChart(id="lr")
+            yield EvalPane(id="evals")
+            yield EventLog(id="log")
+            yield EmbeddingPane(id="embeddings")
+        yield Footer(compact=True, show_command_palette=False)
+
+    def on_mount(self) -> None:
+        self.worker = self._work()
+        self.set_interval(1 / self.refresh_hz, self.refresh_panes)
+        self.call_after_refresh(self.refresh_panes, True)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, name="source")
+    def _work(self) -> str:
+        return self.source.work(self.history, get_current_worker().cancelled_event)
+
+    def refresh_panes(self, force: bool = False) -> None:
+        """Redraw from a fresh snapshot, unless nothing happened since the last one."""
+        if self.history.version == self._drawn and not force:
+            return
+        snap = self.history.snapshot()
+        self._drawn = snap.version
+        for pane in (self.query_one(LossChart), self.query_one(GradChart), self.query_one(LrChart),
+                     self.query_one(EvalPane), self.query_one(EventLog), self.query_one(EmbeddingPane),
+                     self.query_one(ProgressLine)):
+            pane.show(snap)
+        self.query_one(RunHeader).show(snap, fallback_name=self.source.run_dir.name, watching=self.watching,
+                                       state=self._state(snap), device_note=self.device_note())
+
+    def _state(self, snap: Snapshot) -> str:
+        if self.quitting and snap.state not in ("done", "stopped", "error"):
+            return "stopping"
+        return "error" if self.outcome == "error" else snap.state
+
+    # ----- the worker ---------------------------------------------------------------
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker is not self.worker or not event.worker.is_finished:
+            return
+        if event.state == WorkerState.SUCCESS:
+            self.outcome = event.worker.result
+        else:
+            self.outcome = "error"
+            self.failure = event.worker.error
+            if self.history.snapshot().error is None:
+                self.history.handle(ev.Message(level="error", text=f"{type(self.failure).__name__}: {self.failure}"))
+        self.refresh_panes(force=True)
+        if self.quitting:
+            self.exit(self.exit_code, return_code=self.exit_code)
+
+    @property
+    def exit_code(self) -> int:
+        """0 for a run that finished, was stopped, or was only watched; 1 when it failed."""
+        if self.watching:
+            return 1 if self.outcome == "error" else 0
+        return 0 if self.outcome in CLEAN_OUTCOMES else 1
+
+    def on_unmount(self) -> None:
+        """Whatever ended the app, a live trainer must stop, or its thread would keep the process alive."""
+        if self.control.live and self.worker is not None and not self.worker.is_finished:
+            self.control.send(cmd.stop(save=True))
+
+    # ----- commands -----------------------------------------------------------------
+    def _can_send(self, what: str) -> bool:
+        if self.quitting:
+            self.notify(f"stopping the run; cannot {what} now", severity="warning")
+            return False
+        state = self.history.state
+        if state in ("done", "stopped", "error") or (self.control.live and self.worker and self.worker.is_finished):
+            self.notify(f"the run is {state}: nothing to {what}", severity="warning")
+            return False
+        return True
+
+    def _send(self, command: cmd.Command, what: str) -> None:
+        if not self._can_send(what):
+            return
+        self.control.send(command)
+        if self.watching:
+            self.notify(f"sent {what} to {self.source.run_dir / cmd.CONTROL_FILE}", timeout=3)
+
+    def action_pause(self) -> None:
+        if self.history.state == "paused":
+            self._send(cmd.resume(), "resume")
+        else:
+            self._send(cmd.pause(), "pause")
+
+    def action_checkpoint(self) -> None:
+        self._send(cmd.checkpoint(), "save a checkpoint")
+
+    def action_evaluate(self) -> None:
+        self._send(cmd.evaluate(), "evaluate")
+
+    def current_lr(self, group: str) -> float | None:
+        """The group's rate now; before the item group starts, the rate it will start from."""
+        snap = self.history.snapshot()
+        if snap.run is None:
+            return None
+        now = snap.lr_now.get(group, 0.0)
+        if now > 0:
+            return now
+        base = snap.run.schedule["user_lr"] if group == "user" else snap.run.schedule["item_lr"]
+        return base * snap.lr_scale[group]
+
+    def action_set_lr(self, group: str) -> None:
+        if not self._can_send(f"set the {group} learning rate"):
+            return
+        current = self.current_lr(group)
+        if current is None:
+            self.notify("the run has not started yet; try again in a moment", severity="warning")
+            return
+
+        def apply(value: float | None) -> None:
+            if value is not None:
+                self._send(cmd.set_lr(group, value), f"{group} lr {value:.4g}")
+
+        self.push_screen(LrDialog(group, current), apply)
+
+    def action_scale_lr(self, factor: float) -> None:
+        current = self.current_lr("item")
+        if current is None:
+            self.notify("the run has not started yet; try again in a moment", severity="warning")
+            return
+        try:
+            command = cmd.set_lr("item", current * factor)
+        except UserError as exc:
+            self.notify(f"item lr {current:.4g} × {factor:g} refused: {exc}", severity="error")
+            return
+        self._send(command, f"item lr {current * factor:.4g}")
+
+    def action_toggle_raw(self) -> None:
+        chart = self.query_one(LossChart)
+        chart.raw = not chart.raw
+        self.refresh_panes(force=True)
+
+    def action_help(self) -> None:
+        keys = [(self.get_key_display(b), b.description) for b in self.BINDINGS if isinstance(b, Binding)]
+        self.push_screen(HelpScreen(keys, self.watching))
+
+    # ----- quitting -----------------------------------------------------------------
+    async def action_quit(self) -> None:
+        """Watch detaches at once; live asks about a checkpoint, stops the trainer, then exits."""
+        if self.quitting:
+            self.notify("waiting for the trainer to finish its step and stop…")
+            return
+        if self.watching or self.worker is None or self.worker.is_finished:
+            self.exit(self.exit_code, return_code=self.exit_code)
+            return
+        self.push_screen(QuitDialog(), self._quit_answered)
+
+    def _quit_answered(self, save: bool | None) -> None:
+        if save is None:
+            return
+        self.quitting = True
+        self.control.send(cmd.stop(save=save))
+        self.refresh_panes(force=True)
+        if self.worker is None or self.worker.is_finished:
+            self.exit(self.exit_code, return_code=self.exit_code)
+
+
+def _device_note(trainer: Trainer) -> Callable[[], str]:
+    """GPU memory in use, for the header; nothing on CPU."""
+    if trainer.device.type != "cuda":
+        return lambda: ""
+    import torch
+
+    total = torch.cuda.get_device_properties(trainer.device).total_memory / 2**30
+    return lambda: f" · {torch.cuda.memory_allocated(trainer.device) / 2**30:.1f}/{total:.0f} GiB"
+
+
+def live_app(cfg: Config, run: RunDir, dataset: Dataset, preset: str, resume_from: Path | None,
+             *, refresh_hz: float = REFRESH_HZ) -> Dashboard:
+    """Build the trainer first, so a config or data error is raised before any screen opens."""
+    history = History()
+    jsonl = JsonlSink(run.metrics)
+    try:
+        trainer = Trainer(cfg, run, dataset, [jsonl, history], queue.Queue(), preset, resume_from)
+    except BaseException:
+        jsonl.close()
+        raise
+    if resume_from is not None:
+        load(run.metrics, history)
+    return Dashboard(LiveSource(trainer, [jsonl]), history, refresh_hz=refresh_hz, device_note=_device_note(trainer))
+
+
+def watch_app(run: RunDir, *, refresh_hz: float = REFRESH_HZ, interval: float = 0.25) -> Dashboard:
+    return Dashboard(WatchSource(run, interval), History(), refresh_hz=refresh_hz)
+
+
+def _farewell(app: Dashboard, console: Console) -> None:
+    """After the screen is restored: how the run ended and where it is, plus the traceback of a failure."""
+    snap = app.history.snapshot()
+    if app.failure is not None:
+        console.print("".join(traceback.format_exception(app.failure)), markup=False, highlight=False)
+    if snap.error:
+        console.print(f"[bold red]error:[/] {snap.error}", highlight=False)
+    state = "detached from" if app.watching else f"{snap.state} at step {snap.step};"
+    console.print(f"{state} run directory: {app.source.run_dir}", highlight=False)
+    if snap.checkpoint:
+        console.print(f"last checkpoint: {snap.checkpoint}", highlight=False)
+
+
+def run_dashboard(cfg: Config, run: RunDir, dataset: Dataset, preset: str, resume_from: Path | None) -> int:
+    """``lgcn-tui train`` without ``--no-ui``; returns the process exit code."""
+    app = live_app(cfg, run, dataset, preset, resume_from)
+    app.run(mouse=False)
+    _farewell(app, Console())
+    return app.return_code or 0
+
+
+def run_watch(run_dir: Path) -> int:
+    """``lgcn-tui watch RUN_DIR``; raises ``UserError`` for a folder that is not a run directory."""
+    app = watch_app(rundir.open_run(run_dir))
+    app.run(mouse=False)
+    _farewell(app, Console())
+    return app.return_code or 0

@@ -1,0 +1,63 @@
+"""Embedding diagnostics: α (residual weight), retention of the pretrained vectors, item–item similarity."""
+
+from __future__ import annotations
+
+import math
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Sparkline, Static
+
+from ...sinks.history import Snapshot
+from ..formatting import bars
+from ..series import downsample
+from ..theme import MUTED
+
+ACCENT = "#d787ff"
+
+
+class EmbeddingPane(Vertical):
+    """α and retention as values with their history; the cosine histogram of the last evaluation."""
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="emb-values")
+        yield Sparkline([], id="emb-hist")
+        yield Static(id="emb-axis")
+
+    def show(self, snap: Snapshot) -> None:
+        width = max(self.content_size.width - 22, 4)
+        text = Text()
+        run = snap.run
+        alpha = snap.steps.alpha
+        if run is not None and run.item_mode != "residual":
+            text.append("α n/a", style="bold")
+            text.append(f" (item mode {run.item_mode})", style=MUTED)
+        elif len(alpha) and math.isfinite(alpha[-1]):
+            _, shown = downsample(snap.steps.step, alpha, width, "last")
+            text.append(f"α {alpha[-1]:.3f}  ", style="bold")
+            text.append(bars(list(shown), width), style=ACCENT)
+        else:
+            text.append("α -", style="bold")
+        d = snap.diagnostics
+        text.append("\n")
+        if d is None:
+            text.append("retention - (after the first evaluation)", style=MUTED)
+        else:
+            text.append(f"retention {d.retention:.3f}", style="bold")
+            text.append(f" p10 {d.retention_p10:.3f} ", style=MUTED)
+            text.append(bars([r for _, r in snap.retention], width), style=ACCENT)
+        self.query_one("#emb-values", Static).update(text)
+        hist = self.query_one("#emb-hist", Sparkline)
+        axis = self.query_one("#emb-axis", Static)
+        if d is not None and d.sim_counts:
+            hist.data = [float(c) for c in d.sim_counts]
+            span = max(self.content_size.width, 20)
+            low, high = f"{d.sim_edges[0]:.2f}", f"{d.sim_edges[-1]:.2f}"
+            middle = "item–item cosine"
+            gap = max(span - len(low) - len(high) - len(middle), 2)
+            axis.update(Text(f"{low}{' ' * (gap // 2)}{middle}{' ' * (gap - gap // 2)}{high}", style=MUTED))
+        else:
+            hist.data = []
+            axis.update(Text("cosine histogram: after an evaluation", style=MUTED))
+        self.border_title = f"embeddings · ep {d.epoch}" if d else "embeddings"

@@ -1,0 +1,38 @@
+"""The top line: which run this is, on what data and device, and what it is doing now."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import Static
+
+from ...sinks.history import Snapshot
+from ..theme import MUTED, STATE_COLOURS
+
+
+def _count(n: int) -> str:
+    return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.0f}k" if n >= 1e4 else str(n)
+
+
+class RunHeader(Horizontal):
+    """Run name, preset, dataset sizes and device on the left (cut to fit); the state on the right."""
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="header-run")
+        yield Static(id="header-state")
+
+    def show(self, snap: Snapshot, *, fallback_name: str, watching: bool, state: str, device_note: str) -> None:
+        run = snap.run
+        if run is None:
+            left = f"[b]{fallback_name}[/]  [{MUTED}]waiting for the run to start[/]"
+        else:
+            d = run.dataset
+            data = f"{_count(d.get('users', 0))}×{_count(d.get('items', 0))} · {_count(d.get('train', 0))} train"
+            preset = f" · {run.preset}" if run.preset else ""
+            left = f"[b]{Path(run.run_dir).name}[/]{preset}  [{MUTED}]│[/] {data}  [{MUTED}]│[/] {run.device}{device_note}"
+        self.query_one("#header-run", Static).update(left)
+        mode = f"[{MUTED}]watch[/] " if watching else ""
+        colour = STATE_COLOURS.get(state, MUTED)
+        self.query_one("#header-state", Static).update(f"{mode}[b {colour}]● {state}[/]")

@@ -1,0 +1,44 @@
+"""The help screen: every key as currently bound, and what each pane shows."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+PANES = """\
+[b]loss[/]      smoothed BPR+reg loss per step (raw loss faint; r hides it)
+[b]grad[/]      gradient norm of user and item embeddings before clipping
+          (log scale), the red line is optim.clip_norm
+[b]lr[/]        rate of each group so far and, dim, the plan ahead; the
+          grey line is now; a manual change rescales the plan
+[b]eval[/]      recall/ndcg at each K: latest, best so far (best.pt), and
+          the popularity baseline; R@20/N@20 across evaluations
+[b]embeddings[/] α of the residual item mode, retention of the pretrained
+          vectors (mean cosine to start), item–item cosine histogram
+[b]log[/]       checkpoints, LR changes, evaluations, commands, warnings"""
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [
+        Binding("escape", "close", "close", id="help-close"),
+        Binding("question_mark", "close", "close", key_display="?", show=False, id="help-close-key"),
+        Binding("q", "close", "close", show=False, id="help-close-q"),
+    ]
+
+    def __init__(self, keys: list[tuple[str, str]], watching: bool) -> None:
+        super().__init__()
+        self.keys, self.watching = keys, watching
+
+    def compose(self) -> ComposeResult:
+        width = max((len(k) for k, _ in self.keys), default=1)
+        keys = "\n".join(f"[b]{key:>{width}}[/]  {text}" for key, text in self.keys)
+        mode = ("watching a headless run: keys write to its control file; quitting detaches and the run goes on"
+                if self.watching else "keys act on the trainer between steps; quitting stops it cleanly")
+        with VerticalScroll(id="help", classes="dialog"):
+            yield Static(f"[b]Keys[/] ({mode})\n\n{keys}\n\n[b]Panes[/]\n\n{PANES}\n\n[dim]esc closes[/]")
+
+    def action_close(self) -> None:
+        self.dismiss(None)

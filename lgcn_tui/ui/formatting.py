@@ -1,0 +1,43 @@
+"""Short text for numbers, durations and tiny inline bar charts; panes are narrow at 80×24."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+BLOCKS = "▁▂▃▄▅▆▇█"
+
+
+def short_number(value: float | None) -> str:
+    """At most six characters: ``0.0123``, ``3e-4``, ``1.2e+3``; ``-`` for a missing value."""
+    if value is None or not math.isfinite(value):
+        return "-"
+    if value == 0:
+        return "0"
+    magnitude = abs(value)
+    if 1e-2 <= magnitude < 1e4:
+        return f"{value:.3g}"
+    mantissa, exponent = f"{value:.1e}".split("e")
+    mantissa = mantissa.rstrip("0").rstrip(".")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def duration(seconds: float | None) -> str:
+    """``m:ss`` under an hour, ``h:mm:ss`` above; ``--:--`` when unknown."""
+    if seconds is None or not math.isfinite(seconds):
+        return "--:--"
+    total = int(round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def bars(values: Sequence[float], width: int) -> str:
+    """A one-row block chart of the last ``width`` values, scaled between their min and max."""
+    shown = [v for v in values if v is not None and math.isfinite(v)][-width:] if width > 0 else []
+    if not shown:
+        return ""
+    low, high = min(shown), max(shown)
+    span = high - low
+    top = len(BLOCKS) - 1
+    return "".join(BLOCKS[top if span == 0 else round((v - low) / span * top)] for v in shown)

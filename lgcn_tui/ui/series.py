@@ -1,0 +1,45 @@
+"""Chart data from a snapshot: downsampling to what a pane can show, and the LR plan ahead.
+
+A pane a few dozen cells wide shows at most two points per cell in braille, so series are
+cut to about twice the pane width before drawing; drawing cost then no longer grows with
+the length of the run. Nothing here imports Textual.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from ..sinks.history import Snapshot, planned_lr
+
+REDUCERS = {"mean": np.nanmean, "max": np.nanmax, "last": lambda a: a[-1]}
+
+
+def downsample(x: np.ndarray, y: np.ndarray, points: int, how: str = "mean") -> tuple[np.ndarray, np.ndarray]:
+    """Reduce to at most ``points`` by grouping neighbours; ``how`` is mean, max (keeps spikes) or last."""
+    if points <= 0 or len(x) <= points:
+        return x, y
+    reduce = REDUCERS[how]
+    groups = np.array_split(np.arange(len(x)), points)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN group simply stays NaN
+        ys = np.array([reduce(y[g]) for g in groups], dtype=float)
+    xs = np.array([x[g[-1]] for g in groups], dtype=float)
+    return xs, ys
+
+
+def log10(values: np.ndarray) -> np.ndarray:
+    """log10 with zeros and negatives as NaN, which the plot leaves out."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.log10(values)
+    out[~np.isfinite(out)] = np.nan
+    return out
+
+
+def lr_plan(snap: Snapshot, group: str, points: int) -> tuple[np.ndarray, np.ndarray]:
+    """The planned rate from the current step to the end of the run, at the group's current scale."""
+    if snap.run is None or snap.step >= snap.total_steps:
+        return np.array([]), np.array([])
+    steps = np.unique(np.linspace(snap.step, snap.total_steps - 1, max(points, 2)).astype(int))
+    return steps.astype(float), planned_lr(snap.run.schedule, group, snap.lr_scale[group], steps)
