@@ -1,11 +1,11 @@
 """A seeded synthetic dataset with structure that LightGCN can learn and text vectors can help with.
 
-Each item belongs mainly to one of a few topics (its latent factors); each user prefers
-two topics; interactions are drawn by a softmax over preference·factors plus a popularity
-bias. The "pretrained" item vectors are
-a noisy random projection of only the first half of the factors — a text encoder
-sees some of what makes items alike, not all of it — so warm-started items start ahead of
-random ones, and fine-tuning them on the graph can recover the hidden half.
+Items have latent factors with a topic each; users prefer two topics plus a personal
+direction; interactions are drawn by a softmax over preference·factors plus a popularity
+bias. The "pretrained" item vectors are a noisy random projection of the factors, and for
+a share of items (``synthetic_mislabeled``) of another item's factors — text describes
+most items well and some misleadingly. So warm-started items start ahead of random ones,
+and fine-tuning them on the graph can correct what the text got wrong.
 """
 
 from __future__ import annotations
