@@ -26,3 +26,25 @@ def shared_data() -> Callable[[str], Path]:
         return path
 
     return locate
+
+
+TINY = [
+    "data.synthetic_users=120",
+    "data.synthetic_items=90",
+    "data.synthetic_per_user=10",
+    "data.synthetic_dim=16",
+    "optim.batch_size=128",
+    "run.epochs=3",
+    "eval.sim_pairs=500",
+]
+
+
+@pytest.fixture
+def tiny_config(tmp_path: Path):
+    """A seconds-long synthetic config writing its runs under ``tmp_path``; extra overrides win."""
+    from lgcn_tui import config
+
+    def make(*overrides: str) -> config.Config:
+        return config.resolve({}, "test", [*TINY, f'run.out_dir="{tmp_path / "runs"}"', *overrides])
+
+    return make

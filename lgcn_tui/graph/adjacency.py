@@ -7,6 +7,7 @@ is stored beside it because the backward pass needs it.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,12 +40,19 @@ def _csr(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, n: int) -> torch.
     rows, cols, vals = rows[order], cols[order], vals[order]
     crow = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=n), out=crow[1:])
-    return torch.sparse_csr_tensor(
+    return csr_tensor(
         torch.from_numpy(crow.astype(np.int32)),
         torch.from_numpy(cols.astype(np.int32)),
         torch.from_numpy(vals.astype(np.float32)),
-        size=(n, n),
+        (n, n),
     )
+
+
+def csr_tensor(crow: torch.Tensor, cols: torch.Tensor, vals: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """A CSR tensor, without PyTorch's "beta" warning on every run (the indices are ours and valid)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(crow, cols, vals, size=shape, check_invariants=False)
 
 
 def build_adjacency(train: np.ndarray, n_users: int, n_items: int, norm: str) -> Adjacency:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from .adjacency import Adjacency
+from .adjacency import Adjacency, csr_tensor
 
 
 class _Spmm(torch.autograd.Function):
@@ -35,7 +35,7 @@ def spmm(matrix: torch.Tensor, transpose: torch.Tensor, x: torch.Tensor) -> torc
 def _csr(crow_counts: torch.Tensor, cols: torch.Tensor, vals: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
     crow = torch.zeros(shape[0] + 1, dtype=torch.int64, device=cols.device)
     torch.cumsum(crow_counts, 0, out=crow[1:])
-    return torch.sparse_csr_tensor(crow.to(torch.int32), cols.to(torch.int32), vals, size=shape)
+    return csr_tensor(crow.to(torch.int32), cols.to(torch.int32), vals, shape)
 
 
 def row_slice(matrix: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

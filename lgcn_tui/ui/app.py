@@ -104,6 +104,10 @@ class Dashboard(App[int]):
         self.set_interval(1 / self.refresh_hz, self.refresh_panes)
         self.call_after_refresh(self.refresh_panes, True)
 
+    def on_resize(self) -> None:
+        """Panes that skip unchanged data must still redraw for a new size, once it is laid out."""
+        self.call_after_refresh(self.refresh_panes, True)
+
     @work(thread=True, exclusive=True, exit_on_error=False, name="source")
     def _work(self) -> str:
         return self.source.work(self.history, get_current_worker().cancelled_event)

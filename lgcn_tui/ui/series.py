@@ -7,26 +7,30 @@ the length of the run. Nothing here imports Textual.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from ..sinks.history import Snapshot, planned_lr
 
-REDUCERS = {"mean": np.nanmean, "max": np.nanmax, "last": lambda a: a[-1]}
-
-
 def downsample(x: np.ndarray, y: np.ndarray, points: int, how: str = "mean") -> tuple[np.ndarray, np.ndarray]:
-    """Reduce to at most ``points`` by grouping neighbours; ``how`` is mean, max (keeps spikes) or last."""
+    """Reduce to at most ``points`` by grouping neighbours; ``how`` is mean, max (keeps spikes) or last.
+
+    NaN values are ignored within a group; a group of only NaN stays NaN, so gaps survive.
+    Vectorised with ``reduceat``: this runs for every chart at every refresh.
+    """
     if points <= 0 or len(x) <= points:
         return x, y
-    reduce = REDUCERS[how]
-    groups = np.array_split(np.arange(len(x)), points)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN group simply stays NaN
-        ys = np.array([reduce(y[g]) for g in groups], dtype=float)
-    xs = np.array([x[g[-1]] for g in groups], dtype=float)
-    return xs, ys
+    starts = (np.arange(points) * len(x)) // points
+    ends = np.append(starts[1:], len(x))
+    xs = x[ends - 1].astype(float)
+    if how == "last":
+        return xs, y[ends - 1].astype(float)
+    finite = np.isfinite(y)
+    counts = np.add.reduceat(finite.astype(int), starts)
+    if how == "max":
+        ys = np.fmax.reduceat(np.where(finite, y, np.nan), starts)
+    else:
+        ys = np.add.reduceat(np.where(finite, y, 0.0), starts) / np.maximum(counts, 1)
+    return xs, np.where(counts > 0, ys, np.nan)
 
 
 def log10(values: np.ndarray) -> np.ndarray:

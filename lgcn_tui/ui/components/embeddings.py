@@ -20,16 +20,26 @@ ACCENT = "#d787ff"
 class EmbeddingPane(Vertical):
     """α and retention as values with their history; the cosine histogram of the last evaluation."""
 
+    def __init__(self, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.shown: tuple[object, ...] | None = None
+
     def compose(self) -> ComposeResult:
         yield Static(id="emb-values")
         yield Sparkline([], id="emb-hist")
         yield Static(id="emb-axis")
 
     def show(self, snap: Snapshot) -> None:
+        """Redrawn only when α, the diagnostics or the size changed: α moves once an epoch."""
+        alpha = snap.steps.alpha
+        key = (snap.run is not None, len(snap.retention), float(alpha[-1]) if len(alpha) else None,
+               snap.diagnostics.t if snap.diagnostics else None, self.content_size.width)
+        if key == self.shown:
+            return
+        self.shown = key
         width = max(self.content_size.width - 22, 4)
         text = Text()
         run = snap.run
-        alpha = snap.steps.alpha
         if run is not None and run.item_mode != "residual":
             text.append("α n/a", style="bold")
             text.append(f" (item mode {run.item_mode})", style=MUTED)
@@ -47,7 +57,7 @@ class EmbeddingPane(Vertical):
             text.append(f"retention {d.retention:.3f}", style="bold")
             text.append(f" p10 {d.retention_p10:.3f} ", style=MUTED)
             text.append(bars([r for _, r in snap.retention], width), style=ACCENT)
-        self.query_one("#emb-values", Static).update(text)
+        self.query_one("#emb-values", Static).update(text, layout=False)
         hist = self.query_one("#emb-hist", Sparkline)
         axis = self.query_one("#emb-axis", Static)
         if d is not None and d.sim_counts:
@@ -56,8 +66,9 @@ class EmbeddingPane(Vertical):
             low, high = f"{d.sim_edges[0]:.2f}", f"{d.sim_edges[-1]:.2f}"
             middle = "item–item cosine"
             gap = max(span - len(low) - len(high) - len(middle), 2)
-            axis.update(Text(f"{low}{' ' * (gap // 2)}{middle}{' ' * (gap - gap // 2)}{high}", style=MUTED))
+            axis.update(Text(f"{low}{' ' * (gap // 2)}{middle}{' ' * (gap - gap // 2)}{high}", style=MUTED),
+                        layout=False)
         else:
             hist.data = []
-            axis.update(Text("cosine histogram: after an evaluation", style=MUTED))
+            axis.update(Text("cosine histogram: after an evaluation", style=MUTED), layout=False)
         self.border_title = f"embeddings · ep {d.epoch}" if d else "embeddings"

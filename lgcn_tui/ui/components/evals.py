@@ -27,7 +27,15 @@ def _fmt(metrics: dict[str, float] | None, key: str) -> str:
 class EvalPane(Static):
     """Recall and NDCG at every K for one split (valid when there is one), plus R@20/N@20 per evaluation."""
 
+    def __init__(self, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.shown: tuple[int, int, int] | None = None
+
     def show(self, snap: Snapshot) -> None:
+        key = (len(snap.evals), len(snap.baseline), self.content_size.width)
+        if key == self.shown:
+            return
+        self.shown = key
         split = "valid" if any(e.split == "valid" for e in snap.evals) or "valid" in snap.baseline else "test"
         evals: list[EvalResult] = [e for e in snap.evals if e.split == split]
         last = evals[-1] if evals else None
@@ -39,7 +47,7 @@ class EvalPane(Static):
         self.border_title = title
         source = last.metrics if last else baseline
         if source is None:
-            self.update(Text("no evaluation yet (press e to run one)", style=MUTED))
+            self.update(Text("no evaluation yet (press e to run one)", style=MUTED), layout=False)
             return
         table = Table(box=None, padding=(0, 1), pad_edge=False, show_edge=False, header_style=f"bold {MUTED}")
         for name in ("K", "recall", "ndcg", "best R", "pop R"):
@@ -56,4 +64,4 @@ class EvalPane(Static):
             values = [v for v in (e.metrics.get(key) for e in evals) if v is not None]
             if values:
                 trend.append(Text.assemble((f"{label} ", MUTED), (bars(values, width), "#87ff87")))
-        self.update(Group(table, *trend))
+        self.update(Group(table, *trend), layout=False)

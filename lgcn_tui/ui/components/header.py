@@ -19,6 +19,10 @@ def _count(n: int) -> str:
 class RunHeader(Horizontal):
     """Run name, preset, dataset sizes and device on the left (cut to fit); the state on the right."""
 
+    def __init__(self, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.shown: tuple[str, str] | None = None
+
     def compose(self) -> ComposeResult:
         yield Static(id="header-run")
         yield Static(id="header-state")
@@ -32,7 +36,10 @@ class RunHeader(Horizontal):
             data = f"{_count(d.get('users', 0))}×{_count(d.get('items', 0))} · {_count(d.get('train', 0))} train"
             preset = f" · {run.preset}" if run.preset else ""
             left = f"[b]{Path(run.run_dir).name}[/]{preset}  [{MUTED}]│[/] {data}  [{MUTED}]│[/] {run.device}{device_note}"
-        self.query_one("#header-run", Static).update(left)
         mode = f"[{MUTED}]watch[/] " if watching else ""
-        colour = STATE_COLOURS.get(state, MUTED)
-        self.query_one("#header-state", Static).update(f"{mode}[b {colour}]● {state}[/]")
+        right = f"{mode}[b {STATE_COLOURS.get(state, MUTED)}]● {state}[/]"
+        if (left, right) == self.shown:
+            return
+        self.shown = (left, right)
+        self.query_one("#header-run", Static).update(left, layout=False)
+        self.query_one("#header-state", Static).update(right)

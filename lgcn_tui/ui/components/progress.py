@@ -11,15 +11,19 @@ from ..theme import MUTED, STATE_COLOURS
 
 
 class ProgressLine(Static):
+    """One line while training (updated without a layout pass, it changes every refresh); the
+    error grows it to as many lines as the message needs, once."""
+
     def show(self, snap: Snapshot) -> None:
         if snap.error:
             where = snap.error_checkpoint
             tail = f"  last checkpoint: {where}" if where and where not in snap.error else ""
+            self.add_class("-error")
             self.update(Text(f"✖ {snap.error}{tail}", style=f"bold {STATE_COLOURS['error']}"))
             return
         run = snap.run
         if run is None:
-            self.update(Text("waiting for the first events…", style=MUTED))
+            self.update(Text("waiting for the first events…", style=MUTED), layout=False)
             return
         epoch = min(snap.epoch + 1, run.epochs)
         total = max(snap.total_steps, 1)
@@ -35,4 +39,4 @@ class ProgressLine(Static):
         text.append("━" * done, style=STATE_COLOURS["running"])
         text.append("─" * (width - done), style=MUTED)
         text.append(right)
-        self.update(text)
+        self.update(text, layout=False)

@@ -1,0 +1,120 @@
+"""How much the open dashboard slows the training thread.
+
+The same short run is trained headless (only the metrics.jsonl sink, as with --no-ui) and
+inside the dashboard (App.run_test: a real screen size, the real refresh timer, every pane
+drawn), alternating so that machine noise hits both alike. Throughput counts only the
+time between steps inside an epoch, so evaluation and checkpoints, identical in both
+modes, do not dilute the difference.
+
+    python benchmarks/bench_dashboard.py                       # demo preset, 2 epochs, 3 pairs
+    python benchmarks/bench_dashboard.py --repeats 5 --size 80x24 --set optim.batch_size=512
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import queue
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from lgcn_tui import config as cfgmod
+from lgcn_tui import data, presets, rundir
+from lgcn_tui.data.dataset import Dataset
+from lgcn_tui.sinks.jsonl import JsonlSink
+from lgcn_tui.train import events as ev
+from lgcn_tui.train.trainer import Trainer
+from lgcn_tui.ui.app import live_app
+
+
+class StepClock:
+    """A sink that times the gaps between consecutive steps of the same epoch."""
+
+    def __init__(self) -> None:
+        self.last: tuple[int, float] | None = None
+        self.gaps: list[float] = []
+
+    def handle(self, event: ev.Event) -> None:
+        if isinstance(event, ev.StepMetrics):
+            now = time.perf_counter()
+            if self.last is not None and self.last[0] == event.epoch:
+                self.gaps.append(now - self.last[1])
+            self.last = (event.epoch, now)
+
+    def flush(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+    @property
+    def steps_per_second(self) -> float:
+        return len(self.gaps) / sum(self.gaps)
+
+
+def headless(cfg: cfgmod.Config, dataset: Dataset) -> float:
+    run = rundir.create(cfg, "bench")
+    clock, jsonl = StepClock(), JsonlSink(run.metrics)
+    trainer = Trainer(cfg, run, dataset, [jsonl, clock], queue.Queue(), "bench")
+    thread = threading.Thread(target=trainer.run)
+    thread.start()
+    thread.join()
+    jsonl.close()
+    return clock.steps_per_second
+
+
+def dashboard(cfg: cfgmod.Config, dataset: Dataset, size: tuple[int, int]) -> tuple[float, float]:
+    """Steps/s, and the share of one core the UI thread (the asyncio loop on this thread) used."""
+    app = live_app(cfg, rundir.create(cfg, "bench"), dataset, "bench", None)
+    clock = StepClock()
+    app.source.trainer.sinks.append(clock)
+    usage: list[float] = []
+
+    async def main() -> None:
+        async with app.run_test(size=size):
+            cpu, wall = time.thread_time(), time.perf_counter()
+            while app.worker is None or not app.worker.is_finished:
+                await asyncio.sleep(0.1)  # not pilot.pause: its idle checks would cost UI time here
+            usage.append((time.thread_time() - cpu) / (time.perf_counter() - wall))
+            app.exit(0)
+
+    asyncio.run(main())
+    return clock.steps_per_second, usage[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", default="demo")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3, help="headless/dashboard pairs")
+    parser.add_argument("--size", default="120x40", help="terminal size of the dashboard, WxH")
+    parser.add_argument("--set", dest="sets", action="append", default=[], help="config override, repeatable")
+    args = parser.parse_args()
+    width, height = (int(v) for v in args.size.split("x"))
+    out = Path(tempfile.mkdtemp(prefix="bench-dashboard-"))
+    path = presets.find(args.preset)
+    cfg = cfgmod.resolve(cfgmod.load_toml(path), str(path),
+                         [f"run.epochs={args.epochs}", f"run.out_dir={out}", "run.device=cpu", *args.sets])
+    dataset = data.load(cfg)
+    rates: dict[str, list[float]] = {"headless": [], "dashboard": []}
+    for i in range(args.repeats):
+        for mode in ("headless", "dashboard") if i % 2 == 0 else ("dashboard", "headless"):
+            note = ""
+            if mode == "headless":
+                rate = headless(cfg, dataset)
+            else:
+                rate, ui = dashboard(cfg, dataset, (width, height))
+                note = f"  (UI thread: {100 * ui:.1f}% of a core)"
+            rates[mode].append(rate)
+            print(f"pair {i + 1}  {mode:<9}  {rate:7.2f} steps/s{note}", flush=True)
+    h, d = statistics.median(rates["headless"]), statistics.median(rates["dashboard"])
+    print(f"\nmedian steps/s: headless {h:.2f}, dashboard {d:.2f} ({width}x{height})")
+    print(f"slowdown with the dashboard open: {100 * (1 - d / h):+.1f}%  (ratio {d / h:.3f})")
+    print(f"runs written under {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,530 @@
+#!/usr/bin/env python
+"""Engine benchmark on the Gowalla split: graph build, one training step (64-d and 768-d)
+against its sparse-product floor and the textbook step, a whole epoch, a test evaluation
+and peak memory, in one run on one machine.
+
+Run from the repository root:
+
+    python benchmarks/bench_engine.py            # full run (a few minutes on 2 cores)
+    python benchmarks/bench_engine.py --quick    # fewer repeats, epoch extrapolated
+
+Only public tools are used (time.perf_counter, torch, numpy, resource). Timings on a
+shared machine are noisy: candidates are alternated within each repeat (A B C, B C A, ...)
+and medians are reported; the load average is printed at start and end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import queue
+import resource
+import shlex
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lgcn_tui import config as cfgmod
+from lgcn_tui import rundir
+from lgcn_tui.data import load
+from lgcn_tui.graph import propagate as prop
+from lgcn_tui.graph.adjacency import build_adjacency
+from lgcn_tui.model.lightgcn import bpr_loss
+from lgcn_tui.sinks.jsonl import JsonlSink
+from lgcn_tui.train import commands as cmd
+from lgcn_tui.train import events as ev
+from lgcn_tui.train.trainer import Trainer, evaluate_split
+
+warnings.filterwarnings("ignore", message="Sparse (CSR tensor support|invariant checks)")
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "gowalla"
+PRESET = ROOT / "presets" / "gowalla-paper.toml"
+
+# The gowalla-paper setting (used when presets/gowalla-paper.toml does not exist yet).
+PAPER = ["data.format=lightgcn", "data.valid_into_train=true", "model.item_init=xavier", "model.dim=64",
+         "model.layers=3", "optim.batch_size=2048", "optim.user_lr=1e-3", "optim.reg=1e-4",
+         'eval.best_metric="test/recall@20"']
+
+# The public PyTorch reference implementation on such a 2-core machine (issue 2).
+REF_EPOCH_S, REF_BUILD_S, REF_EVAL_S = 448.0, 122.0, 155.0
+
+
+# ----- helpers -----------------------------------------------------------------------------
+def med(xs: list[float]) -> float:
+    return statistics.median(xs) if xs else float("nan")
+
+
+def alternate(cands: dict[str, Callable[[int], object]], repeats: dict[str, int]) -> dict[str, list[float]]:
+    """Run each candidate ``repeats[name]`` times, rotating the order every round; seconds per call."""
+    out: dict[str, list[float]] = {k: [] for k in cands}
+    names = list(cands)
+    for r in range(max(repeats.values())):
+        order = names[r % len(names):] + names[: r % len(names)]
+        for name in order:
+            if len(out[name]) < repeats[name]:
+                t = time.perf_counter()
+                cands[name](r)
+                out[name].append(time.perf_counter() - t)
+    return out
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def ms(x: float) -> str:
+    return f"{x * 1000:,.0f} ms" if x < 10 else f"{x:,.1f} s"
+
+
+def secs(x: float) -> str:
+    return f"{x:.2f} s"
+
+
+def make_config(data: Path, out_dir: str, dim: int, extra: list[str]) -> tuple[cfgmod.Config, str]:
+    base: dict = {}
+    source = "overrides in bench_engine.py (no presets/gowalla-paper.toml)"
+    if PRESET.is_file():
+        base, source = cfgmod.load_toml(PRESET), str(PRESET.relative_to(ROOT))
+    overrides = ([] if base else PAPER) + [f"data.path={data}", f"model.dim={dim}", "run.device=cpu",
+                                           f"run.out_dir={out_dir}", *extra]
+    return cfgmod.resolve(base, "bench", overrides), source
+
+
+# ----- the textbook step -------------------------------------------------------------------
+class Textbook:
+    """The reference way: per-user Python sampler, COO ``torch.sparse.mm`` through all layers
+    with autograd's own backward (3 products forward + 3 backward), BPR + L2, Adam."""
+
+    def __init__(self, dataset, user: torch.Tensor, item: torch.Tensor, adj_csr: torch.Tensor, layers: int,
+                 reg: float, lr: float, seed: int = 0) -> None:
+        self.graph = adj_csr.to_sparse_coo().coalesce()
+        self.user = torch.nn.Parameter(user.detach().clone())
+        self.item = torch.nn.Parameter(item.detach().clone())
+        self.opt = torch.optim.Adam([self.user, self.item], lr=lr)
+        self.all_pos = dataset.items_by_user("train")
+        self.pos_sets = [set(a.tolist()) for a in self.all_pos]
+        self.n_users, self.n_items, self.layers, self.reg = dataset.n_users, dataset.n_items, layers, reg
+        self.rng = np.random.RandomState(seed)
+        self.sample_s: list[float] = []
+
+    def sample(self, batch: int) -> torch.Tensor:
+        """Like the reference's UniformSample_original_python: one Python iteration per triple."""
+        rng, out = self.rng, []
+        for user in rng.randint(0, self.n_users, batch):
+            pos_for_user = self.all_pos[user]
+            if len(pos_for_user) == 0:
+                continue
+            pos = pos_for_user[rng.randint(0, len(pos_for_user))]
+            while True:
+                neg = rng.randint(0, self.n_items)
+                if neg in self.pos_sets[user]:
+                    continue
+                break
+            out.append((user, pos, neg))
+        return torch.tensor(out, dtype=torch.int64)
+
+    def step(self, batch: int) -> float:
+        t = time.perf_counter()
+        s = self.sample(batch)
+        self.sample_s.append(time.perf_counter() - t)
+        h = torch.cat([self.user, self.item])
+        embs = [h]
+        for _ in range(self.layers):
+            h = torch.sparse.mm(self.graph, h)
+            embs.append(h)
+        out = torch.stack(embs, 1).mean(1)
+        ego = torch.cat([self.user, self.item])
+        u, p, n = s[:, 0], s[:, 1] + self.n_users, s[:, 2] + self.n_users
+        bpr, reg = bpr_loss(out[u], out[p], out[n], ego[u], ego[p], ego[n], self.reg)
+        loss = bpr + reg
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return float(loss.detach())
+
+
+# ----- the floor ---------------------------------------------------------------------------
+def eb(matrix: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``matrix @ x`` for an int32 CSR matrix through the embedding-bag kernel (for comparison)."""
+    return F.embedding_bag(matrix.col_indices(), x, matrix.crow_indices()[:-1], mode="sum",
+                           per_sample_weights=matrix.values())
+
+
+def floor_fn(A: torch.Tensor, sliced: torch.Tensor, transposed: torch.Tensor, x: torch.Tensor, gb: torch.Tensor,
+             mm: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Callable[[int], object]:
+    """The bare products of a 3-layer step: 2 full forward, 2 full backward, slice fwd + bwd."""
+    def run(_r: int) -> None:
+        for _ in range(4):
+            mm(A, x)
+        mm(sliced, x)
+        mm(transposed, gb)
+    return run
+
+
+# ----- step breakdown ----------------------------------------------------------------------
+def breakdown(trainer: Trainer, users, pos, neg, first: int, steps: int, bs: int) -> dict[str, float]:
+    """Median ms per step of each part of ``Trainer._step``, by wrapping its pieces with timers."""
+    acc: dict[str, list[float]] = {}
+    cur: dict[str, float] = {}
+
+    def add(key: str, dt: float) -> None:
+        cur[key] = cur.get(key, 0.0) + dt
+
+    def timed(key: str, fn: Callable) -> Callable:
+        def wrapper(*a, **k):
+            t = time.perf_counter()
+            r = fn(*a, **k)
+            add(key, time.perf_counter() - t)
+            return r
+        return wrapper
+
+    saved = (prop._Spmm.forward, prop._Spmm.backward, prop.row_slice, torch.nn.utils.clip_grad_norm_,
+             torch.Tensor.backward)
+    fwd0, bwd0 = prop._Spmm.forward, prop._Spmm.backward
+
+    def fwd(ctx, m, t_, x):
+        t = time.perf_counter()
+        r = fwd0(ctx, m, t_, x)
+        add("fwd full products" if m.shape[0] == m.shape[1] else "fwd slice product", time.perf_counter() - t)
+        return r
+
+    def bwd(ctx, g):
+        t = time.perf_counter()
+        r = bwd0(ctx, g)
+        add("bwd full products" if ctx.transpose.shape[0] == ctx.transpose.shape[1] else "bwd slice product",
+            time.perf_counter() - t)
+        return r
+
+    model, opt = trainer.model, trainer.optimizer
+    prop._Spmm.forward, prop._Spmm.backward = staticmethod(fwd), staticmethod(bwd)
+    prop.row_slice = timed("row_slice (build S, Sᵀ)", saved[2])
+    torch.nn.utils.clip_grad_norm_ = timed("clip_grad_norm_", saved[3])
+    torch.Tensor.backward = timed("backward (total)", saved[4])
+    model.forward = timed("forward (total)", model.forward)
+    opt_step = opt.step
+    opt.step = timed(f"optimizer step ({type(opt).__name__})", opt_step)
+    try:
+        for s in range(first, first + steps):
+            cur.clear()
+            sl = slice(s * bs, (s + 1) * bs)
+            t = time.perf_counter()
+            trainer._step(users[sl], pos[sl], neg[sl])
+            cur["step (total)"] = time.perf_counter() - t
+            for k, v in cur.items():
+                acc.setdefault(k, []).append(v)
+    finally:
+        (prop._Spmm.forward, prop._Spmm.backward, prop.row_slice, torch.nn.utils.clip_grad_norm_,
+         torch.Tensor.backward) = (staticmethod(saved[0]), staticmethod(saved[1]), *saved[2:])
+        del model.forward
+        opt.step = opt_step
+    m = {k: med(v) for k, v in acc.items()}
+    m["fwd other (cat, unique, gathers, stack/mean)"] = (m["forward (total)"] - m["fwd full products"]
+                                                         - m["fwd slice product"] - m["row_slice (build S, Sᵀ)"])
+    m["bwd other (index backward, zero-fill, grad adds)"] = (m["backward (total)"] - m["bwd full products"]
+                                                             - m["bwd slice product"])
+    m["rest (lr, loss, grad norms, .item())"] = (m["step (total)"] - m["forward (total)"] - m["backward (total)"]
+                                                 - m["clip_grad_norm_"] - m[f"optimizer step ({type(opt).__name__})"])
+    return m
+
+
+# ----- sections ----------------------------------------------------------------------------
+def step_section(dim: int, data: Path, out_dir: str, repeats: dict[str, int], dataset, profile: bool,
+                 lines: list[str]) -> dict[str, float]:
+    cfg, _ = make_config(data, out_dir, dim, [])
+    trainer = Trainer(cfg, rundir.create(cfg, "bench"), dataset, [])
+    bs, nu = cfg.optim.batch_size, dataset.n_users
+    g = torch.Generator().manual_seed(cfg.run.seed)
+    t = time.perf_counter()
+    users, pos, neg = trainer.sampler.epoch(g)
+    sample_epoch = time.perf_counter() - t
+    A = trainer.adj.matrix
+    # the first batch's rows, for the floor's slice products
+    nodes = torch.cat([users[:bs], pos[:bs] + nu, neg[:bs] + nu])
+    rows = torch.unique(nodes)
+    sliced, transposed = prop.row_slice(A, rows)
+    x = torch.randn(A.shape[0], dim)
+    gb = torch.randn(len(rows), dim)
+    textbook = Textbook(dataset, trainer.model.user, trainer.model.item, A, cfg.model.layers, cfg.optim.reg,
+                        cfg.optim.user_lr)
+    trainer._step(users[:bs], pos[:bs], neg[:bs])  # warm-up (allocations, optimizer state)
+    counter = {"ours": 1}
+
+    def ours(_r: int) -> None:
+        s = counter["ours"]
+        counter["ours"] += 1
+        sl = slice(s * bs, (s + 1) * bs)
+        trainer._step(users[sl], pos[sl], neg[sl])
+
+    cands = {
+        "ours": ours,
+        "floor": floor_fn(A, sliced, transposed, x, gb, torch.sparse.mm),
+        "floor_eb": floor_fn(A, sliced, transposed, x, gb, eb),
+        "textbook": lambda _r: textbook.step(bs),
+    }
+    times = alternate(cands, repeats)
+    r = {k: med(v) for k, v in times.items()}
+    r["sampler_per_step"] = sample_epoch / trainer.steps_per_epoch
+    r["textbook_sampler"] = med(textbook.sample_s)
+    r["n"] = {k: len(v) for k, v in times.items()}  # type: ignore[assignment]
+    lines.append(f"  step {dim}-d: {len(rows)} unique nodes in the batch, slice nnz {sliced.values().numel():,}; "
+                 f"repeats {r['n']}; optimizer {type(trainer.optimizer).__name__}")
+    lines.append(f"    ours {ms(r['ours'])} (all {', '.join(ms(v) for v in times['ours'])}); "
+                 f"floor {ms(r['floor'])}; floor via embedding_bag {ms(r['floor_eb'])}; "
+                 f"textbook {ms(r['textbook'])} (of which Python sampler {ms(r['textbook_sampler'])})")
+    lines.append(f"    vectorised sampler: {ms(sample_epoch)} per epoch = {ms(r['sampler_per_step'])} per step "
+                 "(drawn once per epoch, outside the step)")
+    if profile:
+        b = breakdown(trainer, users, pos, neg, counter["ours"], repeats["ours"], bs)
+        r["breakdown"] = b  # type: ignore[assignment]
+    del trainer, textbook
+    gc.collect()
+    return r
+
+
+class Clock:
+    """A sink that timestamps the trainer's events (and can stop the run after N steps)."""
+
+    def __init__(self, commands: queue.Queue, stop_after: int | None) -> None:
+        self.commands, self.stop_after = commands, stop_after
+        self.start: float | None = None
+        self.steps: list[float] = []
+        self.epoch_end: float | None = None
+        self.eval_s: dict[str, float] = {}
+        self.metrics: dict[str, float] = {}
+
+    def handle(self, e: ev.Event) -> None:
+        now = time.perf_counter()
+        if isinstance(e, ev.StateChanged) and e.state == "running" and self.start is None:
+            self.start = now
+        elif isinstance(e, ev.StepMetrics):
+            self.steps.append(now)
+            if self.stop_after and len(self.steps) == self.stop_after:
+                self.commands.put(cmd.stop(save=False))
+        elif isinstance(e, ev.EpochEnd):
+            self.epoch_end = now
+        elif isinstance(e, ev.EvalResult) and e.model != "popularity":
+            self.eval_s[e.split], self.metrics = e.seconds, e.metrics
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def epoch_section(data: Path, out_dir: str, dataset, stop_after: int | None):
+    cfg, source = make_config(data, out_dir, 64, ["run.epochs=1", "eval.every=1000"])
+    commands: queue.Queue = queue.Queue()
+    run = rundir.create(cfg, "bench")
+    clock = Clock(commands, stop_after)
+    jsonl = JsonlSink(run.metrics)
+    trainer = Trainer(cfg, run, dataset, [jsonl, clock], commands, "bench")
+    trainer.baselines = lambda: None  # the popularity baseline is not part of an epoch
+    t = time.perf_counter()
+    state = trainer.run()
+    total = time.perf_counter() - t
+    jsonl.close()
+    assert clock.start is not None
+    if state == "done":
+        epoch = clock.epoch_end - clock.start
+        how = f"whole epoch, {len(clock.steps)} steps"
+    else:
+        per = (clock.steps[-1] - clock.steps[0]) / (len(clock.steps) - 1)
+        first = clock.steps[0] - clock.start  # epoch sampling + first step
+        epoch = first + per * (trainer.steps_per_epoch - 1)
+        how = f"extrapolated from {len(clock.steps)} of {trainer.steps_per_epoch} steps"
+    return trainer, cfg, source, epoch, how, clock, total
+
+
+def sparse_check(A: torch.Tensor, repeats: int) -> dict[str, float]:
+    """One 64-d product Â·X in several forms, alternated (the GUIDE's ~20 ms claim)."""
+    n = A.shape[0]
+    x = torch.randn(n, 64)
+    crow, col = A.crow_indices(), A.col_indices()
+    a64 = torch.sparse_csr_tensor(crow, col, A.values().double(), A.shape)
+    x64 = x.double()
+    coo = A.to_sparse_coo().coalesce()
+    deg = (crow[1:] - crow[:-1]).long()
+    perm = torch.argsort(deg, descending=True)
+    inv = torch.empty_like(perm)
+    inv[perm] = torch.arange(n)
+    idx = coo.indices()
+    reo = torch.sparse_coo_tensor(inv[idx], coo.values(), A.shape).coalesce().to_sparse_csr()
+    reo = torch.sparse_csr_tensor(reo.crow_indices().int(), reo.col_indices().int(), reo.values(), A.shape)
+    xr = x[perm].contiguous()
+    threads = torch.get_num_threads()
+
+    def one_thread(_r: int) -> None:
+        torch.set_num_threads(1)
+        try:
+            torch.sparse.mm(A, x)
+        finally:
+            torch.set_num_threads(threads)
+
+    def eb_one_thread(_r: int) -> None:
+        torch.set_num_threads(1)
+        try:
+            eb(A, x)
+        finally:
+            torch.set_num_threads(threads)
+
+    cands = {
+        f"CSR int32 fp32 ({threads} threads)": lambda _r: torch.sparse.mm(A, x),
+        "CSR int32 fp32 (1 thread)": one_thread,
+        "CSR int32 fp64": lambda _r: torch.sparse.mm(a64, x64),
+        "CSR, nodes reordered by degree": lambda _r: torch.sparse.mm(reo, xr),
+        "COO fp32": lambda _r: torch.sparse.mm(coo, x),
+        f"embedding_bag(per_sample_weights) ({threads} threads)": lambda _r: eb(A, x),
+        "embedding_bag (1 thread)": eb_one_thread,
+    }
+    for f in cands.values():  # warm-up
+        f(0)
+    return {k: med(v) for k, v in alternate(cands, {k: repeats for k in cands}).items()}
+
+
+# ----- main --------------------------------------------------------------------------------
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer repeats; epoch extrapolated from 40 steps")
+    ap.add_argument("--data", type=Path, default=DATA, help=f"Gowalla directory (default {DATA})")
+    ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (default: torch's own)")
+    ap.add_argument("--no-768", action="store_true", help="skip the 768-d step")
+    ap.add_argument("--no-profile", action="store_true", help="skip the step breakdown")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if not (args.data / "train.txt").is_file():
+        print(f"Gowalla data not found at {args.data} (expected train.txt, valid.txt, test.txt); "
+              "see ../shared/data/README.md or pass --data DIR", file=sys.stderr)
+        return 2
+    q = args.quick
+    rep = {"build": 2 if q else 5, "sparse": 3 if q else 7, "step64": 3 if q else 7, "tb64": 2 if q else 5,
+           "step768": 1 if q else 3, "tb768": 1 if q else 2, "eval": 1 if q else 3}
+    out_dir = tempfile.mkdtemp(prefix="lgcn-bench-")
+    print(f"$ python {shlex.join(['benchmarks/bench_engine.py', *sys.argv[1:]])}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
+          f"load average at start {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    notes: list[str] = []
+    wall0 = time.perf_counter()
+
+    # 0/1: data and graph
+    cfg, source = make_config(args.data, out_dir, 64, [])
+    print(f"config: {source}; data {args.data}")
+    t = time.perf_counter()
+    dataset = load(cfg)
+    read_s = time.perf_counter() - t
+    builds = []
+    for _ in range(rep["build"]):
+        t = time.perf_counter()
+        adj = build_adjacency(dataset.train, dataset.n_users, dataset.n_items, cfg.graph.norm)
+        builds.append(time.perf_counter() - t)
+    build_s = med(builds)
+    print(f"graph: N = {adj.n_nodes:,} nodes, nnz = {adj.nnz:,}; build {', '.join(secs(b) for b in builds)}",
+          flush=True)
+
+    # the single-product check
+    sp = sparse_check(adj.matrix, rep["sparse"])
+    print("one 64-d product Â·X (median of %d, alternated):" % rep["sparse"])
+    for k, v in sp.items():
+        print(f"  {k:48s} {ms(v):>9s}")
+    del adj
+    gc.collect()
+
+    # 2: the 64-d step
+    print("step 64-d ...", flush=True)
+    r64 = step_section(64, args.data, out_dir, {"ours": rep["step64"], "floor": rep["step64"],
+                                                 "floor_eb": rep["step64"], "textbook": rep["tb64"]},
+                       dataset, not args.no_profile, notes)
+    print("\n".join(notes), flush=True)
+    notes.clear()
+    if "breakdown" in r64:
+        b = r64["breakdown"]
+        print(f"where the time goes in our 64-d step (median ms per step over {rep['step64']} steps):")
+        for k, v in b.items():
+            print(f"  {k:52s} {v * 1000:8.1f}")
+        print(f"  {'vectorised sampler, amortised (outside the step)':52s} {r64['sampler_per_step'] * 1000:8.1f}")
+
+    # 3: the epoch (through Trainer.run), 4: test evaluation
+    print("epoch ...", flush=True)
+    trainer, ecfg, _, epoch_s, how, clock, total = epoch_section(args.data, out_dir, dataset, 40 if q else None)
+    print(f"  epoch: {secs(epoch_s)} ({how}; includes the epoch's negative sampling, the JSONL sink, "
+          f"excludes evaluation and checkpoint); run() total {secs(total)}", flush=True)
+    if "test" in clock.eval_s:
+        print(f"  evaluation inside run(): test {secs(clock.eval_s['test'])}, recall@20 "
+              f"{clock.metrics.get('recall@20', float('nan')):.4f}")
+    evals = []
+    for _ in range(rep["eval"]):
+        t = time.perf_counter()
+        metrics = evaluate_split(trainer.model, trainer.adj, dataset, "test", ecfg.eval.ks, ecfg.eval.chunk_users)
+        evals.append(time.perf_counter() - t)
+    eval_s = med(evals)
+    print(f"  test evaluation (evaluate_split, train masked, chunk {ecfg.eval.chunk_users}): "
+          f"{', '.join(secs(e) for e in evals)}; recall@20 {metrics['recall@20']:.4f}", flush=True)
+    del trainer
+    gc.collect()
+    rss_paper = peak_rss_mb()
+
+    # 2b: the 768-d step
+    r768 = None
+    if not args.no_768:
+        print("step 768-d ...", flush=True)
+        r768 = step_section(768, args.data, out_dir, {"ours": rep["step768"], "floor": rep["step768"],
+                                                       "floor_eb": rep["step768"], "textbook": rep["tb768"]},
+                            dataset, False, notes)
+        print("\n".join(notes), flush=True)
+    rss_all = peak_rss_mb()
+
+    # the table
+    def ok(good: bool) -> str:
+        return "yes" if good else "NO"
+
+    rows = [("figure", "ours", "target", "reference / ratio", "met")]
+    rows.append(("data read (Gowalla text, train+valid+test)", secs(read_s), "-", "-", "-"))
+    rows.append(("graph build (N=70,839, nnz=1,620,256)", secs(build_s), "<= 2 s",
+                 f"ref {REF_BUILD_S:.0f} s ({REF_BUILD_S / build_s:,.0f}x)", ok(build_s <= 2)))
+    for d, r in ((64, r64), (768, r768)):
+        if r is None:
+            continue
+        rows.append((f"step {d}-d ours (Trainer._step)", ms(r["ours"]), "-", "-", "-"))
+        rows.append((f"step {d}-d ours + sampler share", ms(r["ours"] + r["sampler_per_step"]), "-", "-", "-"))
+        rows.append((f"step {d}-d floor (4 full + 2 slice sparse.mm)", ms(r["floor"]), "-", "-", "-"))
+        rows.append((f"step {d}-d ours / floor", f"{r['ours'] / r['floor']:.2f}x", "<= 1.5x",
+                     f"incl. sampler {(r['ours'] + r['sampler_per_step']) / r['floor']:.2f}x",
+                     ok(r["ours"] / r["floor"] <= 1.5)))
+        rows.append((f"step {d}-d textbook (COO+autograd, Python sampler)", ms(r["textbook"]), "-",
+                     f"{r['n']['textbook']} repeat(s)", "-"))
+        rows.append((f"step {d}-d textbook / ours", f"{r['textbook'] / r['ours']:.1f}x", ">= 5x",
+                     f"vs ours+sampler {r['textbook'] / (r['ours'] + r['sampler_per_step']):.1f}x",
+                     ok(r["textbook"] / r["ours"] >= 5)))
+        rows.append((f"step {d}-d floor via embedding_bag (info)", ms(r["floor_eb"]), "-",
+                     f"{r['floor'] / r['floor_eb']:.1f}x below sparse.mm floor", "-"))
+    rows.append(("epoch, gowalla-paper (396 steps)", secs(epoch_s), "<= 45 s",
+                 f"ref {REF_EPOCH_S:.0f} s ({REF_EPOCH_S / epoch_s:.1f}x)", ok(epoch_s <= 45)))
+    rows.append(("test evaluation (full ranking, train masked)", secs(eval_s), "<= 5 s",
+                 f"ref {REF_EVAL_S:.0f} s ({REF_EVAL_S / eval_s:.0f}x)", ok(eval_s <= 5)))
+    rows.append(("peak RSS after 64-d sections", f"{rss_paper:,.0f} MB", "-", "-", "-"))
+    if r768 is not None:
+        rows.append(("peak RSS incl. 768-d step", f"{rss_all:,.0f} MB", "-", "-", "-"))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    print()
+    print(f"$ python {shlex.join(['benchmarks/bench_engine.py', *sys.argv[1:]])}")
+    for i, row in enumerate(rows):
+        print("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))))
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+    print(f"wall {time.perf_counter() - wall0:.0f} s; load average at end "
+          f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}; torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,73 @@
+"""Presets and overrides: wrong keys and types are refused before any work, naming the key."""
+
+from __future__ import annotations
+
+import pytest
+
+from lgcn_tui import config, presets
+from lgcn_tui.errors import UserError
+
+
+def test_overrides_apply_with_toml_types() -> None:
+    cfg = config.resolve({"optim": {"item_lr": 3e-4}}, "p.toml",
+                         ["optim.item_lr=1e-4", "model.layers=2", "eval.ks=[5, 10]",
+                          "eval.best_metric=valid/ndcg@10", "data.normalize=false"])
+    assert cfg.optim.item_lr == 1e-4
+    assert cfg.model.layers == 2
+    assert cfg.eval.ks == [5, 10]
+    assert cfg.eval.best_metric == "valid/ndcg@10"
+    assert cfg.data.normalize is False
+
+
+def test_unknown_key_is_refused_and_the_valid_ones_listed() -> None:
+    with pytest.raises(UserError) as err:
+        config.resolve({}, "p.toml", ["optim.itemlr=1e-4"])
+    assert "optim.itemlr" in str(err.value)
+    assert "optim.item_lr" in str(err.value) and "optim.user_lr" in str(err.value)
+
+
+def test_unknown_section_in_a_preset_names_the_file() -> None:
+    with pytest.raises(UserError, match=r"my\.toml: unknown config key 'optimiser'"):
+        config.resolve({"optimiser": {"lr": 1}}, "my.toml", [])
+
+
+@pytest.mark.parametrize("override, words", [
+    ("model.layers=two", "model.layers must be an integer"),
+    ("model.layers=2.5", "model.layers must be an integer"),
+    ("optim.item_lr=fast", "optim.item_lr must be a number"),
+    ("data.normalize=1", "data.normalize must be true or false"),
+    ("eval.ks=20", "eval.ks must be a list"),
+    ("model.item_mode=semi", "choose one of: frozen, learnable, residual"),
+    ("optim.user_lr=0", "optim.user_lr = 0.0 must be > 0"),
+    ("eval.best_metric=valid/recall@7", "eval.best_metric"),
+    ("model.layers", "expected section.key=value"),
+])
+def test_bad_values_are_refused_with_the_reason(override: str, words: str) -> None:
+    with pytest.raises(UserError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        config.resolve({}, "p.toml", [override])
+
+
+def test_every_shipped_preset_resolves_and_has_a_description() -> None:
+    found = presets.available()
+    assert {"demo", "gowalla-paper", "ml100k", "beauty-frozen", "beauty-finetune", "beauty-residual"} <= set(found)
+    for name, path in found.items():
+        cfg = config.resolve(config.load_toml(path), str(path), [])
+        assert cfg.run.name
+        assert len(presets.description(path)) > 20, name
+
+
+def test_unknown_preset_lists_the_available_ones() -> None:
+    with pytest.raises(UserError, match="unknown preset 'nope'; available: .*demo"):
+        presets.find("nope")
+
+
+def test_resolved_config_round_trips_through_toml() -> None:
+    cfg = config.resolve({}, "p.toml", ["model.layers=1", "eval.ks=[20]", "eval.best_metric=test/recall@20"])
+    again = config.from_dict(config.tomllib.loads(cfg.to_toml()), "again")
+    assert again == cfg
+
+
+def test_unset_environment_variable_in_a_path_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LGCN_NOT_SET", raising=False)
+    with pytest.raises(UserError, match=r"\$LGCN_NOT_SET, which is not set"):
+        config.expand_path("${LGCN_NOT_SET}/Beauty.sent_emb", "data.pretrained")

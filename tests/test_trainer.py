@@ -1,0 +1,199 @@
+"""The trainer as a user steers it: exact resume, commands, NaN handling, checkpoints on disk."""
+
+from __future__ import annotations
+
+import queue
+from pathlib import Path
+
+import pytest
+import torch
+
+from lgcn_tui import data, rundir
+from lgcn_tui.sinks.jsonl import JsonlSink, read_events
+from lgcn_tui.train import checkpoint as ckpt
+from lgcn_tui.train import commands as cmd
+from lgcn_tui.train import events as ev
+from lgcn_tui.train.trainer import Trainer
+
+
+class Recorder:
+    """Keeps every event; optionally sends commands when a given step has been published."""
+
+    def __init__(self, commands: queue.Queue | None = None, at: dict[int, list[cmd.Command]] | None = None) -> None:
+        self.events: list[ev.Event] = []
+        self.commands, self.at = commands, at or {}
+
+    def handle(self, event: ev.Event) -> None:
+        self.events.append(event)
+        if isinstance(event, ev.StepMetrics) and self.commands is not None:
+            for command in self.at.pop(event.step, []):
+                self.commands.put(command)
+
+    def flush(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+    def of(self, kind: type[ev.Event]) -> list:
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+def start(cfg, at=None, resume_from: Path | None = None, run=None):
+    dataset = data.load(cfg)
+    run = run or rundir.create(cfg, "test")
+    commands: queue.Queue = queue.Queue()
+    recorder = Recorder(commands, at)
+    jsonl = JsonlSink(run.metrics)
+    trainer = Trainer(cfg, run, dataset, [recorder, jsonl], commands, "test", resume_from)
+    return trainer, recorder, jsonl, run
+
+
+def evals(events: list[dict]) -> list[tuple[int, str, dict]]:
+    return [(e["epoch"], e["split"], e["metrics"]) for e in events if e["event"] == "eval" and e["model"] == "lightgcn"]
+
+
+@pytest.mark.parametrize("mode", ["learnable", "residual"])
+def test_interrupted_and_resumed_run_equals_uninterrupted(tiny_config, mode: str) -> None:
+    cfg = tiny_config(f"model.item_mode={mode}", "optim.item_start_epoch=1", "optim.warmup_epochs=1")
+    whole, _, jsonl, run_a = start(cfg)
+    assert whole.run() == "done"
+    jsonl.close()
+
+    steps = whole.steps_per_epoch
+    stop_at = steps + steps // 2  # in the middle of the second epoch
+    half, _, jsonl, run_b = start(cfg, at={stop_at: [cmd.set_lr("item", 2e-3), cmd.stop()]})
+    assert half.run() == "stopped"
+    jsonl.close()
+    latest = ckpt.latest(run_b.checkpoints)
+    assert latest is not None and latest.name.endswith("-stop.pt")
+
+    resumed, recorder, jsonl, _ = start(cfg, resume_from=latest, run=run_b)
+    assert resumed.state.step == stop_at + 1 and resumed.state.epoch == 1
+    assert resumed.run() == "done"
+    jsonl.close()
+
+    # The uninterrupted reference must see the same LR change at the same step.
+    again, _, jsonl, run_c = start(cfg, at={stop_at: [cmd.set_lr("item", 2e-3)]})
+    again.run()
+    jsonl.close()
+    expected = read_events(run_c.metrics)
+    got = read_events(run_b.metrics)
+    assert evals(got) == evals(expected)
+    losses = lambda events: [(e["step"], e["loss"], e["lr_item"], e["alpha"]) for e in events if e["event"] == "step"]
+    assert losses(got) == losses(expected)
+    assert [e["resumed"] for e in got if e["event"] == "run_started"] == [False, True]
+    assert evals(read_events(run_a.metrics)) != evals(expected)  # the LR change did matter
+
+
+def test_pause_holds_the_step_counter_until_resume(tiny_config) -> None:
+    trainer, recorder, jsonl, _ = start(tiny_config(), at={2: [cmd.pause()]})
+    import threading
+
+    thread = threading.Thread(target=trainer.run)
+    thread.start()
+    try:
+        for _ in range(200):
+            if any(e.state == "paused" for e in recorder.of(ev.StateChanged)):
+                break
+            thread.join(0.02)
+        steps_when_paused = len(recorder.of(ev.StepMetrics))
+        thread.join(0.5)
+        assert len(recorder.of(ev.StepMetrics)) == steps_when_paused == 3
+        trainer.commands.put(cmd.resume())
+        thread.join(30)
+        assert not thread.is_alive()
+        assert len(recorder.of(ev.StepMetrics)) == trainer.total_steps
+    finally:
+        trainer.commands.put(cmd.stop(save=False))
+        thread.join(5)
+        jsonl.close()
+
+
+def test_checkpoint_and_set_lr_commands(tiny_config) -> None:
+    trainer, recorder, jsonl, run = start(tiny_config(), at={1: [cmd.set_lr("user", 0.05), cmd.checkpoint()]})
+    trainer.run()
+    jsonl.close()
+    saved = [e for e in recorder.of(ev.CheckpointSaved) if e.reason == "manual"]
+    assert len(saved) == 1 and Path(saved[0].path).is_file() and saved[0].step == 2
+    step2 = [e for e in recorder.of(ev.StepMetrics) if e.step == 2][0]
+    assert step2.lr_user == pytest.approx(0.05)
+    changed = recorder.of(ev.LrChanged)
+    assert [(c.group, c.lr, c.step) for c in changed] == [("user", 0.05, 2)]
+    payload = ckpt.load(Path(saved[0].path))
+    assert payload["state"]["lr_scale"]["user"] != 1.0
+
+
+def test_checkpoints_are_pruned_to_the_last_few_plus_best(tiny_config) -> None:
+    trainer, _, jsonl, run = start(tiny_config("run.epochs=5", "checkpoint.keep_last=2"))
+    trainer.run()
+    jsonl.close()
+    names = sorted(p.name for p in run.checkpoints.iterdir())
+    epoch_files = [n for n in names if n.endswith("-epoch.pt")]
+    assert len(epoch_files) == 2 and "best.pt" in names
+    assert epoch_files[-1] == f"step-{trainer.total_steps:09d}-epoch.pt"
+    assert not [n for n in names if n.startswith(".")]  # no temporary files left behind
+
+
+def test_nan_loss_pauses_with_a_checkpoint_of_the_last_good_state(tiny_config) -> None:
+    trainer, recorder, jsonl, run = start(tiny_config())
+    original = trainer._step
+    calls = {"n": 0}
+
+    def poisoned(users, pos, neg):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            with torch.no_grad():
+                trainer.model.user[0, 0] = float("nan")
+            try:
+                return original(users, pos, neg)
+            finally:
+                with torch.no_grad():
+                    trainer.model.user[0, 0] = 0.0
+        return original(users, pos, neg)
+
+    trainer._step = poisoned  # type: ignore[method-assign]
+    good = trainer.model.user.detach().clone()
+    resume_on_error = Recorder()
+    resume_on_error.handle = lambda e: (  # type: ignore[method-assign]
+        trainer.commands.put(cmd.resume()) if isinstance(e, ev.StateChanged) and e.state == "paused" else None)
+    trainer.sinks.append(resume_on_error)
+    trainer.run()
+    jsonl.close()
+    errors = [m for m in recorder.of(ev.Message) if m.level == "error"]
+    assert len(errors) == 1 and "NaN" in errors[0].text and errors[0].checkpoint
+    states = [s.state for s in recorder.of(ev.StateChanged)]
+    assert "paused" in states and states[-1] == "done"
+    saved = ckpt.load(Path(errors[0].checkpoint))
+    assert torch.isfinite(saved["model"]["user"]).all()
+    assert saved["state"]["step"] == 2
+    assert not torch.equal(good, trainer.model.user.detach())  # training went on after the resume
+
+
+def test_stop_request_interrupts_evaluation_without_results(tiny_config) -> None:
+    trainer, recorder, jsonl, _ = start(tiny_config("eval.chunk_users=1"))
+    trainer.commands.put(cmd.stop())
+    trainer.evaluate()
+    jsonl.close()
+    assert recorder.of(ev.EvalResult) == []
+
+
+def test_metrics_file_replays_into_the_same_events(tiny_config) -> None:
+    trainer, recorder, jsonl, run = start(tiny_config("run.epochs=1"))
+    trainer.run()
+    jsonl.close()
+    replayed = [ev.event_from_dict(line) for line in read_events(run.metrics)]
+    assert [type(e) for e in replayed] == [type(e) for e in recorder.events]
+    assert replayed[-1] == recorder.events[-1]
+
+
+def test_popularity_baseline_is_beaten_on_the_demo_data(tiny_config) -> None:
+    trainer, recorder, jsonl, _ = start(tiny_config("run.epochs=6", "data.synthetic_users=400",
+                                                    "data.synthetic_items=300", "optim.user_lr=1e-2",
+                                                    "optim.item_lr=3e-3"))
+    trainer.run()
+    jsonl.close()
+    results = recorder.of(ev.EvalResult)
+    baseline = [r.metrics["recall@20"] for r in results if r.model == "popularity" and r.split == "test"][0]
+    final = [r.metrics["recall@20"] for r in results if r.model == "lightgcn" and r.split == "test"][-1]
+    assert final > 1.5 * baseline

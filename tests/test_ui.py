@@ -1,0 +1,374 @@
+"""The dashboard driven through its keys: a real trainer on a tiny dataset, a fixed run for the
+layout snapshot, and a headless run in a subprocess for `watch`.
+
+Every wait polls with a deadline instead of sleeping, so a test is as fast as the machine
+allows and fails with what it was waiting for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Input, Static
+from textual.worker import WorkerState
+
+import lgcn_tui
+from lgcn_tui import config as cfgmod
+from lgcn_tui import data, presets, rundir
+from lgcn_tui.errors import UserError
+from lgcn_tui.sinks.history import scale_after_change, scheduled_lr
+from lgcn_tui.sinks.jsonl import JsonlSink, read_events
+from lgcn_tui.train import commands as cmd
+from lgcn_tui.train import events as ev
+from lgcn_tui.ui.app import Dashboard, live_app, watch_app
+from lgcn_tui.ui.components.charts import LrChart
+from lgcn_tui.ui.components.dialogs import LrDialog, QuitDialog
+from lgcn_tui.ui.components.evals import EvalPane
+from lgcn_tui.ui.components.eventlog import EventLog
+from lgcn_tui.ui.components.help import HelpScreen
+
+TINY = ["run.device=cpu", "run.epochs=1000", "data.synthetic_users=200", "data.synthetic_items=150",
+        "data.synthetic_per_user=10", "data.synthetic_dim=16", "model.dim=16", "model.layers=2",
+        "optim.batch_size=64", "eval.every=1000", "eval.sim_pairs=500", "eval.sim_bins=10",
+        "checkpoint.keep_last=1"]
+
+
+def tiny_config(out: Path, *extra: str) -> cfgmod.Config:
+    path = presets.find("demo")
+    return cfgmod.resolve(cfgmod.load_toml(path), str(path), [*TINY, f"run.out_dir={out}", *extra])
+
+
+def live(out: Path, *extra: str) -> Dashboard:
+    cfg = tiny_config(out, *extra)
+    return live_app(cfg, rundir.create(cfg, "demo"), data.load(cfg), "demo", None, refresh_hz=10)
+
+
+def drive(app: Dashboard, scenario: Callable[[Pilot], Awaitable[None]], size: tuple[int, int] = (80, 24)) -> None:
+    async def main() -> None:
+        async with app.run_test(size=size) as pilot:
+            await scenario(pilot)
+
+    asyncio.run(main())
+
+
+async def until(pilot: Pilot, predicate: Callable[[], object], what: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        await pilot.pause(0.02)
+
+
+def text_of(app: Dashboard, selector: str) -> str:
+    return str(app.screen.query_one(selector, Static).render())
+
+
+def item_lr(app: Dashboard) -> float:
+    return app.source.trainer.optimizer.param_groups[1]["lr"]
+
+
+async def started_and_paused(pilot: Pilot, app: Dashboard) -> None:
+    trainer = app.source.trainer
+    await until(pilot, lambda: trainer.state.step > 2, "the first steps")
+    await pilot.press("p")
+    await until(pilot, lambda: app.history.state == "paused", "the paused state")
+
+
+# ----- live: keys reach the trainer ------------------------------------------------------
+def test_p_pauses_then_resumes(tmp_path: Path) -> None:
+    app = live(tmp_path)
+    trainer = app.source.trainer
+
+    async def scenario(pilot: Pilot) -> None:
+        await started_and_paused(pilot, app)
+        frozen = trainer.state.step
+        await pilot.pause(0.3)
+        assert trainer.state.step == frozen, "the step counter advanced while paused"
+        await until(pilot, lambda: "paused" in text_of(app, "#header-state"), "the header to say paused")
+        await pilot.press("p")
+        await until(pilot, lambda: trainer.state.step > frozen + 2, "steps after resuming")
+        assert app.history.state == "running"
+
+    drive(app, scenario)
+
+
+def test_c_saves_a_checkpoint_and_logs_its_path(tmp_path: Path) -> None:
+    app = live(tmp_path)
+    folder = app.source.trainer.run_dir.checkpoints
+
+    async def scenario(pilot: Pilot) -> None:
+        await until(pilot, lambda: app.source.trainer.state.step > 0, "the first step")
+        await pilot.press("c")
+        await until(pilot, lambda: list(folder.glob("*-manual.pt")), "a manual checkpoint file")
+        path = str(next(folder.glob("*-manual.pt")))
+        await until(pilot, lambda: any(path in line for line in app.query_one(EventLog).plain), "the path in the log")
+
+    drive(app, scenario)
+
+
+def test_l_sets_the_item_lr_and_refuses_invalid_input_with_the_reason(tmp_path: Path) -> None:
+    app = live(tmp_path)
+
+    async def scenario(pilot: Pilot) -> None:
+        await started_and_paused(pilot, app)
+        await pilot.press("l")
+        await until(pilot, lambda: isinstance(app.screen, LrDialog), "the LR dialog")
+        field = app.screen.query_one(Input)
+        assert float(field.value) == pytest.approx(app.current_lr("item"), rel=1e-3), "not prefilled"
+        for typed, reason in (("abc", "not a number"), ("-1", "must be positive"), ("5", "absurdly large")):
+            await pilot.press("end", "ctrl+u", *typed, "enter")
+            assert isinstance(app.screen, LrDialog), f"{typed!r} was accepted"
+            assert reason in text_of(app, "#lr-reason")
+        await pilot.press("end", "ctrl+u", *"0.0005", "enter")
+        await until(pilot, lambda: not isinstance(app.screen, LrDialog), "the dialog to close")
+        await until(pilot, lambda: item_lr(app) == pytest.approx(5e-4), "the optimizer's item LR")
+        await until(pilot, lambda: "item 5e-4" in app.query_one(LrChart).border_title, "the LR pane")
+
+    drive(app, scenario)
+
+
+def test_brackets_halve_and_double_the_item_lr_and_u_sets_the_user_lr(tmp_path: Path) -> None:
+    app = live(tmp_path)
+    optimizer = app.source.trainer.optimizer
+
+    async def scenario(pilot: Pilot) -> None:
+        await started_and_paused(pilot, app)
+        start = app.current_lr("item")
+        await pilot.press("right_square_bracket")
+        await until(pilot, lambda: item_lr(app) == pytest.approx(2 * start), "a doubled item LR")
+        await until(pilot, lambda: app.current_lr("item") == pytest.approx(2 * start), "the history to follow")
+        await pilot.press("left_square_bracket")
+        await until(pilot, lambda: item_lr(app) == pytest.approx(start), "the item LR halved back")
+        await pilot.press("u")
+        await until(pilot, lambda: isinstance(app.screen, LrDialog), "the LR dialog")
+        await pilot.press("end", "ctrl+u", *"0.003", "enter")
+        await until(pilot, lambda: optimizer.param_groups[0]["lr"] == pytest.approx(3e-3), "the user LR")
+
+    drive(app, scenario)
+
+
+def test_e_evaluates_now(tmp_path: Path) -> None:
+    app = live(tmp_path)
+
+    async def scenario(pilot: Pilot) -> None:
+        await started_and_paused(pilot, app)
+        assert not app.history.snapshot().evals
+        await pilot.press("e")
+        await until(pilot, lambda: len(app.history.snapshot().evals) == 2, "valid and test results")
+        await until(pilot, lambda: "eval valid · ep" in app.query_one(EvalPane).border_title, "the eval pane")
+
+    drive(app, scenario)
+
+
+def test_q_asks_about_saving_then_stops_the_worker_and_exits(tmp_path: Path) -> None:
+    app = live(tmp_path)
+    folder = app.source.trainer.run_dir.checkpoints
+
+    async def scenario(pilot: Pilot) -> None:
+        await until(pilot, lambda: app.source.trainer.state.step > 0, "the first step")
+        await pilot.press("q")
+        await until(pilot, lambda: isinstance(app.screen, QuitDialog), "the quit question")
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, QuitDialog), "the question to close")
+        assert not app.worker.is_finished, "escape must keep training"
+        await pilot.press("q", "y")
+        await until(pilot, lambda: app.worker.is_finished, "the worker to finish")
+
+    drive(app, scenario)
+    assert app.worker.state == WorkerState.SUCCESS and app.worker.result == "stopped"
+    assert app.return_code == 0
+    assert list(folder.glob("*-stop.pt")), "y must save a checkpoint before stopping"
+
+
+def test_q_then_n_stops_without_saving(tmp_path: Path) -> None:
+    app = live(tmp_path)
+    folder = app.source.trainer.run_dir.checkpoints
+
+    async def scenario(pilot: Pilot) -> None:
+        await until(pilot, lambda: app.source.trainer.state.step > 0, "the first step")
+        await pilot.press("q", "n")
+        await until(pilot, lambda: app.worker.is_finished, "the worker to finish")
+
+    drive(app, scenario)
+    assert app.return_code == 0 and not list(folder.glob("*-stop.pt"))
+
+
+def test_a_trainer_error_keeps_the_dashboard_open_and_exits_non_zero(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    app = live(tmp_path)
+    trainer = app.source.trainer
+    original, calls = trainer._step, itertools.count()
+
+    def failing(*args: object) -> object:
+        if next(calls) == 5:
+            raise RuntimeError("boom in step 5")
+        return original(*args)
+
+    monkeypatch.setattr(trainer, "_step", failing)
+
+    async def scenario(pilot: Pilot) -> None:
+        await until(pilot, lambda: app.worker.is_finished, "the failure")
+        await until(pilot, lambda: "boom in step 5" in text_of(app, "#progress"), "the error on screen")
+        assert "error.pt" in text_of(app, "#progress"), "the last checkpoint must be shown"
+        assert "error" in text_of(app, "#header-state")
+        assert app.is_running
+        await pilot.press("q")
+
+    drive(app, scenario)
+    assert app.return_code == 1
+
+
+def test_a_config_error_is_raised_before_the_dashboard_opens(tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path, "data.valid_into_train=true")
+    with pytest.raises(UserError, match="eval.best_metric"):
+        live_app(cfg, rundir.create(cfg, "demo"), data.load(cfg), "demo", None)
+
+
+# ----- a finished run from a fixed metrics file ------------------------------------------
+T0 = 1_700_000_000.0
+EPOCHS, SPE = 4, 60
+SCHEDULE = {"user_lr": 1e-2, "item_lr": 3e-3, "min_lr": 1e-5, "warmup_steps": SPE, "item_start_step": 0,
+            "total_steps": EPOCHS * SPE, "lr_scale": {"user": 1.0, "item": 1.0}}
+
+
+def fixture_events() -> list[ev.Event]:
+    """A whole 4-epoch run in the residual mode, every value a function of the step."""
+    out: list[ev.Event] = [ev.RunStarted(
+        run_dir="/runs/fixture-20240101-120000", name="fixture", preset="demo",
+        dataset={"users": 3000, "items": 2000, "train": 72000, "valid": 9000, "test": 9000},
+        device="cpu (2 threads)", item_mode="residual", epochs=EPOCHS, steps_per_epoch=SPE, start_step=0,
+        resumed=False, clip_norm=1.0, schedule=SCHEDULE, t=T0)]
+    pop = {f"{m}@{k}": v * k / 20 for m, v in (("recall", 0.032), ("ndcg", 0.016)) for k in (10, 20, 50)}
+    out += [ev.EvalResult(epoch=0, step=0, split=s, metrics=pop, model="popularity", t=T0) for s in ("valid", "test")]
+    out.append(ev.StateChanged(state="running", epoch=0, step=0, t=T0))
+    scale = {"user": 1.0, "item": 1.0}
+    t = T0 + 1
+    for i in range(EPOCHS * SPE):
+        epoch = i // SPE
+        if i == 150:
+            new = scheduled_lr(SCHEDULE, "item", i) * scale["item"] / 2
+            out.append(ev.CommandReceived(command="set_lr", args={"cmd": "set_lr", "group": "item", "lr": new},
+                                          source="control", t=t))
+            out.append(ev.LrChanged(group="item", lr=new, step=i, source="command", t=t))
+            scale["item"] = scale_after_change(SCHEDULE, "item", new, i)
+        t += 0.05
+        out.append(ev.StepMetrics(
+            epoch=epoch, step=i, loss=0.2 + 0.49 * math.exp(-i / 80) + 0.03 * math.sin(i), bpr=0.0, reg=0.0,
+            grad_user=0.3 * math.exp(-i / 150) * (1 + 0.3 * math.sin(i / 3)), grad_item=0.1 * math.exp(-i / 150),
+            lr_user=scheduled_lr(SCHEDULE, "user", i) * scale["user"],
+            lr_item=scheduled_lr(SCHEDULE, "item", i) * scale["item"], alpha=max(0.8 - 0.2 * epoch, 0.0), t=t))
+        if (i + 1) % SPE == 0:
+            done = epoch + 1
+            out.append(ev.EpochEnd(epoch=epoch, step=i + 1, mean_loss=0.3, seconds=3.0, t=t))
+            for split in ("valid", "test"):
+                metrics = {f"{m}@{k}": base * (1 + 0.3 * done) * k / 20
+                           for m, base in (("recall", 0.1), ("ndcg", 0.05)) for k in (10, 20, 50)}
+                out.append(ev.EvalResult(epoch=done, step=i + 1, split=split, metrics=metrics, best=done < 4,
+                                         seconds=0.5, t=t))
+            counts = [int(1000 * math.exp(-((b - 8 - done) ** 2) / 8)) for b in range(20)]
+            out.append(ev.Diagnostics(epoch=done, step=i + 1, retention=1 - 0.05 * done, retention_p10=0.9 - 0.05 * done,
+                                      sim_edges=[-1 + b / 10 for b in range(21)], sim_counts=counts, t=t))
+            out.append(ev.CheckpointSaved(path=f"/runs/fixture-20240101-120000/checkpoints/step-{i + 1:09d}-epoch.pt",
+                                          reason="epoch", epoch=done, step=i + 1, t=t))
+    out.append(ev.StateChanged(state="done", epoch=EPOCHS, step=EPOCHS * SPE, t=t))
+    return out
+
+
+@pytest.fixture
+def finished_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> rundir.RunDir:
+    """A run directory holding only the fixture's metrics; log times are shown in UTC."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    cfg = tiny_config(tmp_path)
+    run = rundir.create(cfg, "demo")
+    sink = JsonlSink(run.metrics)
+    for event in fixture_events():
+        sink.handle(event)
+    sink.close()
+    yield run
+    monkeypatch.undo()
+    time.tzset()
+
+
+async def loaded(pilot: Pilot) -> None:
+    app = pilot.app
+    await until(pilot, lambda: app.history.state == "done", "the fixture to load")
+    app.refresh_panes(force=True)
+    await pilot.pause()
+
+
+def test_layout_at_80x24(finished_run: rundir.RunDir, snap_compare) -> None:
+    assert snap_compare(watch_app(finished_run, interval=0.02), terminal_size=(80, 24), run_before=loaded)
+
+
+def test_layout_adapts_to_a_large_terminal(finished_run: rundir.RunDir, snap_compare) -> None:
+    assert snap_compare(watch_app(finished_run, interval=0.02), terminal_size=(160, 48), run_before=loaded)
+
+
+def test_watching_a_finished_run_shows_its_history_and_sends_nothing(finished_run: rundir.RunDir) -> None:
+    app = watch_app(finished_run, interval=0.02)
+    control = finished_run.path / cmd.CONTROL_FILE
+
+    async def scenario(pilot: Pilot) -> None:
+        await loaded(pilot)
+        snap = app.history.snapshot()
+        assert snap.step == EPOCHS * SPE and len(snap.evals) == 2 * EPOCHS and snap.diagnostics.epoch == EPOCHS
+        await pilot.press("p", "c", "e")
+        assert not control.exists() or control.read_text() == ""
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), "the help screen")
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, HelpScreen), "the help screen to close")
+        await pilot.press("q")
+
+    drive(app, scenario)
+    assert app.return_code == 0
+
+
+# ----- watch: a headless run in another process -------------------------------------------
+def test_watch_pauses_a_headless_run_and_detaching_leaves_it_running(tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    sets = [arg for key in [*TINY, f"run.out_dir={out}"] for arg in ("--set", key)]
+    env = {**os.environ, "PYTHONPATH": str(Path(lgcn_tui.__file__).resolve().parents[1])}
+    log = open(tmp_path / "headless.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "lgcn_tui", "train", "--no-ui", "--preset", "demo", *sets],
+                            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        while not list(out.glob("*/metrics.jsonl")):
+            assert proc.poll() is None, (tmp_path / "headless.log").read_text()
+            assert time.monotonic() < deadline, "the headless run did not start"
+            time.sleep(0.05)
+        run = rundir.open_run(next(out.glob("*/metrics.jsonl")).parent)
+        app = watch_app(run, refresh_hz=10, interval=0.05)
+
+        def paused_in_file() -> bool:
+            return any(e["event"] == "state" and e["state"] == "paused" for e in read_events(run.metrics))
+
+        async def scenario(pilot: Pilot) -> None:
+            await until(pilot, lambda: app.history.snapshot().step > 0, "steps from the headless run", 60)
+            await pilot.press("p")
+            await until(pilot, paused_in_file, "the headless run to record a pause")
+            await until(pilot, lambda: "paused" in text_of(app, "#header-state"), "the watcher to show it")
+            await pilot.press("q")
+
+        drive(app, scenario)
+        assert app.return_code == 0
+        assert proc.poll() is None, "quitting watch must never stop the run"
+        cmd.send(run.path, cmd.stop(save=False))
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
