@@ -197,3 +197,20 @@ def send(
     except UserError as exc:
         _fail(exc)
     console.print(f"sent {order.to_dict()} to {run.path / cmd.CONTROL_FILE}")
+
+
+@app.command()
+def watch(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory, e.g. of a run started with --no-ui.")],
+) -> None:
+    """Open the dashboard on a run directory: follow its metrics, steer it through its control file.
+
+    Quitting detaches; the run goes on. A finished run shows its whole history.
+    """
+    try:
+        from .ui.app import run_watch
+
+        code = run_watch(run_dir)
+    except UserError as exc:
+        _fail(exc)
+    raise typer.Exit(code)

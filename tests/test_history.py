@@ -173,8 +173,10 @@ def test_follower_skips_a_bad_line_and_says_so(tmp_path: Path) -> None:
     history = History()
     follower = JsonlFollower(path, history)
     assert follower.poll() == 4
-    assert history.snapshot().step == 2
-    assert len(follower.skipped) == 2 and "not json" in follower.skipped[0]
+    snap = history.snapshot()
+    assert snap.step == 2 and follower.skipped == 2
+    warnings = [line.text for line in snap.log if line.level == "warning"]
+    assert len(warnings) == 2 and "not json" in warnings[0] and "from_the_future" in warnings[1]
 
 
 def test_load_reads_a_whole_file(tmp_path: Path) -> None:

@@ -197,3 +197,20 @@ def test_popularity_baseline_is_beaten_on_the_demo_data(tiny_config) -> None:
     baseline = [r.metrics["recall@20"] for r in results if r.model == "popularity" and r.split == "test"][0]
     final = [r.metrics["recall@20"] for r in results if r.model == "lightgcn" and r.split == "test"][-1]
     assert final > 1.5 * baseline
+
+
+def test_short_real_run_on_movielens_beats_popularity(tmp_path: Path, shared_data) -> None:
+    from lgcn_tui import config
+
+    path = shared_data("ml-100k")
+    cfg = config.resolve(config.load_toml(Path("presets/ml100k.toml")), "ml100k.toml",
+                         [f'data.path="{path}"', f'run.out_dir="{tmp_path}"', "run.epochs=4", "eval.every=4",
+                          "optim.user_lr=5e-3", "optim.item_lr=5e-3", "optim.warmup_epochs=0", "eval.ks=[20]",
+                          "eval.sim_pairs=0"])
+    trainer, recorder, jsonl, _ = start(cfg)
+    trainer.run()
+    jsonl.close()
+    results = {(r.model, r.split): r.metrics["recall@20"] for r in recorder.of(ev.EvalResult)}
+    assert trainer.dataset.stats()["users"] == 943
+    for split in ("valid", "test"):
+        assert results[("lightgcn", split)] > 1.1 * results[("popularity", split)], results

@@ -8,6 +8,7 @@ allows and fails with what it was waiting for.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import math
 import os
@@ -18,6 +19,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
+import textual.app
+from textual._wait import wait_for_idle
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
 from textual.worker import WorkerState
@@ -43,6 +46,13 @@ TINY = ["run.device=cpu", "run.epochs=1000", "data.synthetic_users=200", "data.s
         "checkpoint.keep_last=1"]
 
 
+@pytest.fixture(autouse=True)
+def quick_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After each key the Pilot waits for the process to go idle, for up to a second; a training
+    thread never idles, so every key would cost a second. Each test polls for what it expects."""
+    monkeypatch.setattr(textual.app, "wait_for_idle", functools.partial(wait_for_idle, max_sleep=0.05))
+
+
 def tiny_config(out: Path, *extra: str) -> cfgmod.Config:
     path = presets.find("demo")
     return cfgmod.resolve(cfgmod.load_toml(path), str(path), [*TINY, f"run.out_dir={out}", *extra])
@@ -62,11 +72,12 @@ def drive(app: Dashboard, scenario: Callable[[Pilot], Awaitable[None]], size: tu
 
 
 async def until(pilot: Pilot, predicate: Callable[[], object], what: str, timeout: float = 15.0) -> None:
+    """Poll app state (not the screen: ``pilot.pause`` would force a repaint each time)."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        await pilot.pause(0.02)
+        await asyncio.sleep(0.02)
 
 
 def text_of(app: Dashboard, selector: str) -> str:
@@ -107,7 +118,7 @@ def test_c_saves_a_checkpoint_and_logs_its_path(tmp_path: Path) -> None:
     folder = app.source.trainer.run_dir.checkpoints
 
     async def scenario(pilot: Pilot) -> None:
-        await until(pilot, lambda: app.source.trainer.state.step > 0, "the first step")
+        await started_and_paused(pilot, app)  # no epoch checkpoints to push the line out of view
         await pilot.press("c")
         await until(pilot, lambda: list(folder.glob("*-manual.pt")), "a manual checkpoint file")
         path = str(next(folder.glob("*-manual.pt")))
@@ -276,8 +287,9 @@ def fixture_events() -> list[ev.Event]:
                 out.append(ev.EvalResult(epoch=done, step=i + 1, split=split, metrics=metrics, best=done < 4,
                                          seconds=0.5, t=t))
             counts = [int(1000 * math.exp(-((b - 8 - done) ** 2) / 8)) for b in range(20)]
-            out.append(ev.Diagnostics(epoch=done, step=i + 1, retention=1 - 0.05 * done, retention_p10=0.9 - 0.05 * done,
-                                      sim_edges=[-1 + b / 10 for b in range(21)], sim_counts=counts, t=t))
+            out.append(ev.Diagnostics(epoch=done, step=i + 1, retention=1 - 0.05 * done,
+                                      retention_p10=0.9 - 0.05 * done, sim_edges=[-1 + b / 10 for b in range(21)],
+                                      sim_counts=counts, t=t))
             out.append(ev.CheckpointSaved(path=f"/runs/fixture-20240101-120000/checkpoints/step-{i + 1:09d}-epoch.pt",
                                           reason="epoch", epoch=done, step=i + 1, t=t))
     out.append(ev.StateChanged(state="done", epoch=EPOCHS, step=EPOCHS * SPE, t=t))

@@ -87,7 +87,6 @@ class Snapshot:
     checkpoint: str | None
     error: str | None
     error_checkpoint: str | None
-    epoch_seconds: float | None
     eval_seconds_per_epoch: float | None
 
     @property
@@ -239,7 +238,6 @@ class _State:
     checkpoint: str | None = None
     error: str | None = None
     error_checkpoint: str | None = None
-    epoch_seconds: float | None = None
     eval_seconds: float = 0.0
     epochs_done: int = 0
     baseline: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -347,7 +345,6 @@ class History:
         elif isinstance(event, ev.CheckpointSaved):
             s.checkpoint = event.path
         elif isinstance(event, ev.EpochEnd):
-            s.epoch_seconds = event.seconds
             s.epochs_done += 1
             s.epoch = event.epoch + 1
         elif isinstance(event, ev.Message) and event.level == "error":
@@ -369,7 +366,6 @@ class History:
                 rate=self._rate(), evals=tuple(self._evals), baseline={k: dict(v) for k, v in s.baseline.items()},
                 diagnostics=s.diagnostics, retention=tuple(self._retention), log=tuple(self._log),
                 log_total=s.log_total, checkpoint=s.checkpoint, error=s.error, error_checkpoint=s.error_checkpoint,
-                epoch_seconds=s.epoch_seconds,
                 eval_seconds_per_epoch=s.eval_seconds / s.epochs_done if s.epochs_done else None,
             )
 
@@ -389,7 +385,7 @@ class JsonlFollower:
         self.path, self.history, self.max_bytes = path, history, max_bytes
         self.offset = 0
         self._tail = b""
-        self.skipped: list[str] = []
+        self.skipped = 0
 
     def poll(self) -> int:
         """Apply what was appended since the last call; returns the number of complete lines read."""
@@ -425,14 +421,14 @@ class JsonlFollower:
         return fh.read(len(self._tail)) == self._tail
 
     def _parse(self, raw: bytes) -> ev.Event | None:
-        """A malformed or unknown line is remembered and skipped: one bad line must not blind the watcher."""
+        """A malformed or unknown line becomes a warning in the log: one bad line must not blind the watcher."""
         if not raw.strip():
             return None
         try:
             return ev.event_from_dict(json.loads(raw))
         except (ValueError, KeyError, TypeError) as exc:
-            self.skipped.append(f"{self.path}: skipped line {raw[:80]!r}: {exc!r}")
-            return None
+            self.skipped += 1
+            return ev.Message(level="warning", text=f"{self.path}: skipped line {raw[:60]!r} ({exc!r})")
 
 
 def follow(path: Path, history: History, stop: threading.Event, interval: float = 0.25) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -44,7 +45,7 @@ from .components.help import HelpScreen
 from .components.progress import ProgressLine
 from .sources import LiveSource, Source, WatchSource
 
-REFRESH_HZ = 4.0
+REFRESH_HZ = 2.0
 CLEAN_OUTCOMES = ("done", "stopped", "detached")
 
 
@@ -57,16 +58,19 @@ class Dashboard(App[int]):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (36, "-tall")]
     BINDINGS = [
-        Binding("p", "pause", "pause", id="pause"),
-        Binding("c", "checkpoint", "ckpt", id="checkpoint"),
-        Binding("l", "set_lr('item')", "item lr", id="item-lr"),
-        Binding("u", "set_lr('user')", "user lr", id="user-lr"),
-        Binding("left_square_bracket", "scale_lr(0.5)", "lr/2", key_display="[", id="halve-item-lr"),
-        Binding("right_square_bracket", "scale_lr(2.0)", "lr×2", key_display="]", id="double-item-lr"),
-        Binding("e", "evaluate", "eval", id="evaluate"),
-        Binding("r", "toggle_raw", "raw", id="raw-loss"),
-        Binding("question_mark", "help", "help", key_display="?", id="help"),
-        Binding("q", "quit", "quit", id="quit"),
+        Binding("p", "pause", "pause", id="pause", tooltip="pause or resume; the step in flight finishes first"),
+        Binding("c", "checkpoint", "ckpt", id="checkpoint", tooltip="save a checkpoint now; the log shows its path"),
+        Binding("l", "set_lr('item')", "item lr", id="item-lr", tooltip="set the item learning rate"),
+        Binding("u", "set_lr('user')", "user lr", id="user-lr", tooltip="set the user learning rate"),
+        Binding("left_square_bracket", "scale_lr(0.5)", "lr/2", key_display="[", id="halve-item-lr",
+                tooltip="halve the item learning rate"),
+        Binding("right_square_bracket", "scale_lr(2.0)", "lr×2", key_display="]", id="double-item-lr",
+                tooltip="double the item learning rate"),
+        Binding("e", "evaluate", "eval", id="evaluate", tooltip="evaluate now on valid and test"),
+        Binding("r", "toggle_raw", "raw", id="raw-loss", tooltip="show or hide the raw loss under the smoothed one"),
+        Binding("question_mark", "help", "help", key_display="?", id="help", tooltip="this screen"),
+        Binding("q", "quit", "quit", id="quit",
+                tooltip="quit: live, asks about a checkpoint and stops the trainer; watch, detaches"),
     ]
 
     def __init__(self, source: Source, history: History, *, refresh_hz: float = REFRESH_HZ,
@@ -88,15 +92,17 @@ class Dashboard(App[int]):
 
     # ----- layout and refresh ---------------------------------------------------------
     def compose(self) -> ComposeResult:
-        yield RunHeader(id="header")
-        yield ProgressLine(id="progress")
+        """Panes are kept as attributes: a dialog may be the active screen when they must redraw."""
+        self.header = RunHeader(id="header")
+        self.loss = LossChart(id="loss")
+        progress = ProgressLine(id="progress")
+        panes = [self.loss, GradChart(id="grad"), LrChart(id="lr"), EvalPane(id="evals"), EventLog(id="log"),
+                 EmbeddingPane(id="embeddings")]
+        self.redraws: list[Callable[[Snapshot], None]] = [pane.show for pane in (*panes, progress)]
+        yield self.header
+        yield progress
         with Grid(id="panes"):
-            yield LossChart(id="loss")
-            yield GradChart(id="grad")
-            yield LrChart(id="lr")
-            yield EvalPane(id="evals")
-            yield EventLog(id="log")
-            yield EmbeddingPane(id="embeddings")
+            yield from panes
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
@@ -118,12 +124,10 @@ class Dashboard(App[int]):
             return
         snap = self.history.snapshot()
         self._drawn = snap.version
-        for pane in (self.query_one(LossChart), self.query_one(GradChart), self.query_one(LrChart),
-                     self.query_one(EvalPane), self.query_one(EventLog), self.query_one(EmbeddingPane),
-                     self.query_one(ProgressLine)):
-            pane.show(snap)
-        self.query_one(RunHeader).show(snap, fallback_name=self.source.run_dir.name, watching=self.watching,
-                                       state=self._state(snap), device_note=self.device_note())
+        for redraw in self.redraws:
+            redraw(snap)
+        self.header.show(snap, fallback_name=self.source.run_dir.name, watching=self.watching,
+                         state=self._state(snap), device_note=self.device_note())
 
     def _state(self, snap: Snapshot) -> str:
         if self.quitting and snap.state not in ("done", "stopped", "error"):
@@ -225,12 +229,11 @@ class Dashboard(App[int]):
         self._send(command, f"item lr {current * factor:.4g}")
 
     def action_toggle_raw(self) -> None:
-        chart = self.query_one(LossChart)
-        chart.raw = not chart.raw
+        self.loss.raw = not self.loss.raw
         self.refresh_panes(force=True)
 
     def action_help(self) -> None:
-        keys = [(self.get_key_display(b), b.description) for b in self.BINDINGS if isinstance(b, Binding)]
+        keys = [(self.get_key_display(b), b.tooltip or b.description) for b in self.BINDINGS if isinstance(b, Binding)]
         self.push_screen(HelpScreen(keys, self.watching))
 
     # ----- quitting -----------------------------------------------------------------
@@ -238,6 +241,8 @@ class Dashboard(App[int]):
         """Watch detaches at once; live asks about a checkpoint, stops the trainer, then exits."""
         if self.quitting:
             self.notify("waiting for the trainer to finish its step and stop…")
+            return
+        if isinstance(self.screen, QuitDialog):
             return
         if self.watching or self.worker is None or self.worker.is_finished:
             self.exit(self.exit_code, return_code=self.exit_code)
@@ -289,11 +294,11 @@ def _farewell(app: Dashboard, console: Console) -> None:
     if app.failure is not None:
         console.print("".join(traceback.format_exception(app.failure)), markup=False, highlight=False)
     if snap.error:
-        console.print(f"[bold red]error:[/] {snap.error}", highlight=False)
+        console.print(f"[bold red]error:[/] {escape(snap.error)}", highlight=False)
     state = "detached from" if app.watching else f"{snap.state} at step {snap.step};"
-    console.print(f"{state} run directory: {app.source.run_dir}", highlight=False)
+    console.print(f"{state} run directory: {escape(str(app.source.run_dir))}", highlight=False)
     if snap.checkpoint:
-        console.print(f"last checkpoint: {snap.checkpoint}", highlight=False)
+        console.print(f"last checkpoint: {escape(snap.checkpoint)}", highlight=False)
 
 
 def run_dashboard(cfg: Config, run: RunDir, dataset: Dataset, preset: str, resume_from: Path | None) -> int:

@@ -101,18 +101,12 @@ def rasterise(fig: Figure, width: int, height: int,
                     plot(np.rint(cols).astype(int), np.rint(rows).astype(int), s.colour)
                 else:
                     plot(*_segments(cols, rows), s.colour)
+    codes = np.where(bits > 0, BLANK + bits.astype(np.uint32), ord(" ")).astype("<u4")
+    owners = np.where(bits > 0, owner, -1)
     out = []
     for r in range(height):
-        runs: list[tuple[str, str | None]] = []
-        text, current = [], None
-        for c in range(width):
-            b = int(bits[r, c])
-            colour = colours[owner[r, c]] if b else None
-            if colour != current and text:
-                runs.append(("".join(text), current))
-                text = []
-            current = colour
-            text.append(chr(BLANK + b) if b else " ")
-        runs.append(("".join(text), current))
-        out.append(runs)
+        text = codes[r].tobytes().decode("utf-32-le")
+        bounds = [0, *(np.flatnonzero(np.diff(owners[r])) + 1).tolist(), width]
+        out.append([(text[a:b], colours[owners[r, a]] if owners[r, a] >= 0 else None)
+                    for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
     return out

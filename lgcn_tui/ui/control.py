@@ -26,7 +26,7 @@ class Control(Protocol):
 class QueueControl:
     """Commands for a trainer in this process; it drains the queue between steps."""
 
-    commands: "queue.Queue[cmd.Command]"
+    commands: queue.Queue[cmd.Command]
     live: bool = True
 
     def send(self, command: cmd.Command) -> None:

@@ -8,18 +8,38 @@ from collections.abc import Sequence
 BLOCKS = "▁▂▃▄▅▆▇█"
 
 
+def _exponent(value: float, decimals: int) -> str:
+    mantissa, exponent = f"{value:.{decimals}e}".split("e")
+    if "." in mantissa:
+        mantissa = mantissa.rstrip("0").rstrip(".")
+    return f"{mantissa}e{int(exponent)}"
+
+
 def short_number(value: float | None) -> str:
-    """At most six characters: ``0.0123``, ``3e-4``, ``1.2e+3``; ``-`` for a missing value."""
+    """Three significant digits in at most six characters: ``0.0123``, ``3e-4``, ``1234``, ``1.2e4``.
+
+    ``-`` for a missing value.
+    """
     if value is None or not math.isfinite(value):
         return "-"
     if value == 0:
         return "0"
     magnitude = abs(value)
-    if 1e-2 <= magnitude < 1e4:
+    if 1e3 <= magnitude < 1e4:
+        return f"{value:.0f}"
+    if 1e-2 <= magnitude < 1e3:
         return f"{value:.3g}"
-    mantissa, exponent = f"{value:.1e}".split("e")
-    mantissa = mantissa.rstrip("0").rstrip(".")
-    return f"{mantissa}e{int(exponent)}"
+    return _exponent(value, 1)
+
+
+def axis_number(value: float, width: int = 5) -> str:
+    """The most precise of a few renderings that fits ``width`` characters (y-axis labels)."""
+    if not math.isfinite(value):
+        return "-"
+    for text in (short_number(value), f"{value:.2g}", _exponent(value, 0)):
+        if len(text) <= width:
+            return text
+    return _exponent(value, 0)[:width]
 
 
 def duration(seconds: float | None) -> str:

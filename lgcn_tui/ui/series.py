@@ -11,6 +11,7 @@ import numpy as np
 
 from ..sinks.history import Snapshot, planned_lr
 
+
 def downsample(x: np.ndarray, y: np.ndarray, points: int, how: str = "mean") -> tuple[np.ndarray, np.ndarray]:
     """Reduce to at most ``points`` by grouping neighbours; ``how`` is mean, max (keeps spikes) or last.
 

@@ -18,7 +18,7 @@ from textual.widget import Widget
 
 from ...sinks.history import Snapshot
 from ..braille import Figure, Series, rasterise
-from ..formatting import short_number
+from ..formatting import axis_number, short_number
 from ..series import downsample, log10, lr_plan
 from ..theme import CLIP, GROUP_COLOURS, GROUP_PLAN_COLOURS, LOSS_EMA, LOSS_RAW, MUTED, NOW
 
@@ -72,7 +72,7 @@ class Chart(Widget):
         return Strip.blank(self.size.width, self.rich_style)
 
     def _label(self, value: float) -> str:
-        return short_number(10**value if self.log_scale else value)
+        return axis_number(10**value if self.log_scale else value, LABEL_WIDTH - 1)
 
     def _draw(self) -> list[Strip]:
         width, height = self.size

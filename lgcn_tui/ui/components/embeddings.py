@@ -23,11 +23,14 @@ class EmbeddingPane(Vertical):
     def __init__(self, id: str | None = None) -> None:
         super().__init__(id=id)
         self.shown: tuple[object, ...] | None = None
+        self.values = Static(id="emb-values")
+        self.hist = Sparkline([], id="emb-hist")
+        self.axis = Static(id="emb-axis")
 
     def compose(self) -> ComposeResult:
-        yield Static(id="emb-values")
-        yield Sparkline([], id="emb-hist")
-        yield Static(id="emb-axis")
+        yield self.values
+        yield self.hist
+        yield self.axis
 
     def show(self, snap: Snapshot) -> None:
         """Redrawn only when α, the diagnostics or the size changed: α moves once an epoch."""
@@ -57,9 +60,8 @@ class EmbeddingPane(Vertical):
             text.append(f"retention {d.retention:.3f}", style="bold")
             text.append(f" p10 {d.retention_p10:.3f} ", style=MUTED)
             text.append(bars([r for _, r in snap.retention], width), style=ACCENT)
-        self.query_one("#emb-values", Static).update(text, layout=False)
-        hist = self.query_one("#emb-hist", Sparkline)
-        axis = self.query_one("#emb-axis", Static)
+        self.values.update(text, layout=False)
+        hist, axis = self.hist, self.axis
         if d is not None and d.sim_counts:
             hist.data = [float(c) for c in d.sim_counts]
             span = max(self.content_size.width, 20)

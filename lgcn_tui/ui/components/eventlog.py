@@ -1,17 +1,19 @@
-"""The event log: checkpoints, LR changes, evaluations, commands and warnings, bounded in size."""
+"""The event log: checkpoints, LR changes, evaluations, commands and warnings; the newest at the bottom.
+
+A tail view rather than a scrolling log: the history already bounds the lines kept, and a
+scrolling widget relays out the whole screen on every line it appends, which on a fast run
+(an epoch a second) would cost the training thread more than all the charts together.
+"""
 
 from __future__ import annotations
 
 import time
-from collections import deque
 
 from rich.text import Text
-from textual.widgets import RichLog
+from textual.widgets import Static
 
 from ...sinks.history import LogLine, Snapshot
 from ..theme import KIND_COLOURS, LEVEL_COLOURS, MUTED
-
-MAX_LINES = 500
 
 
 def render_line(line: LogLine) -> Text:
@@ -21,23 +23,26 @@ def render_line(line: LogLine) -> Text:
     return text
 
 
-class EventLog(RichLog):
-    """Appends only the lines added since the last snapshot; starts over if the history was reset."""
+class EventLog(Static):
+    """The newest lines, wrapped here to the pane's width so the newest one is never cut off."""
 
     def __init__(self, id: str | None = None) -> None:
-        super().__init__(id=id, max_lines=MAX_LINES, min_width=20, wrap=True, markup=False, highlight=False,
-                         auto_scroll=True)
+        super().__init__(id=id)
         self.border_title = "log"
-        self.seen = 0
-        self.plain: deque[str] = deque(maxlen=MAX_LINES)
+        self.shown: tuple[int, object] | None = None
+        self.plain: list[str] = []
 
     def show(self, snap: Snapshot) -> None:
-        if snap.log_total < self.seen:
-            self.clear()
-            self.plain.clear()
-            self.seen = 0
-        new = min(snap.log_total - self.seen, len(snap.log))
-        for line in snap.log[len(snap.log) - new:] if new > 0 else ():
-            self.write(render_line(line))
-            self.plain.append(line.text)
-        self.seen = snap.log_total
+        key = (snap.log_total, self.size)
+        if key == self.shown:
+            return
+        self.shown = key
+        width, height = max(self.size.width, 1), self.size.height
+        rows: list[Text] = []
+        self.plain = []
+        for line in reversed(snap.log):
+            if len(rows) >= height:
+                break
+            rows[:0] = render_line(line).wrap(self.app.console, width)
+            self.plain.insert(0, line.text)
+        self.update(Text("\n").join(rows[-height:] if height else []), layout=False)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal
+from textual.markup import escape
 from textual.widgets import Static
 
 from ...sinks.history import Snapshot
@@ -17,29 +18,32 @@ def _count(n: int) -> str:
 
 
 class RunHeader(Horizontal):
-    """Run name, preset, dataset sizes and device on the left (cut to fit); the state on the right."""
+    """Run folder, preset, device and dataset sizes on the left (cut to fit); the state on the right."""
 
     def __init__(self, id: str | None = None) -> None:
         super().__init__(id=id)
         self.shown: tuple[str, str] | None = None
+        self.run_text = Static(id="header-run")
+        self.state_text = Static(id="header-state")
 
     def compose(self) -> ComposeResult:
-        yield Static(id="header-run")
-        yield Static(id="header-state")
+        yield self.run_text
+        yield self.state_text
 
     def show(self, snap: Snapshot, *, fallback_name: str, watching: bool, state: str, device_note: str) -> None:
         run = snap.run
         if run is None:
-            left = f"[b]{fallback_name}[/]  [{MUTED}]waiting for the run to start[/]"
+            left = f"[b]{escape(fallback_name)}[/]  [{MUTED}]waiting for the run to start[/]"
         else:
             d = run.dataset
             data = f"{_count(d.get('users', 0))}×{_count(d.get('items', 0))} · {_count(d.get('train', 0))} train"
-            preset = f" · {run.preset}" if run.preset else ""
-            left = f"[b]{Path(run.run_dir).name}[/]{preset}  [{MUTED}]│[/] {data}  [{MUTED}]│[/] {run.device}{device_note}"
+            preset = f" · {escape(run.preset)}" if run.preset else ""
+            bar = f"  [{MUTED}]│[/] "
+            left = f"[b]{escape(Path(run.run_dir).name)}[/]{preset}{bar}{escape(run.device)}{device_note}{bar}{data}"
         mode = f"[{MUTED}]watch[/] " if watching else ""
         right = f"{mode}[b {STATE_COLOURS.get(state, MUTED)}]● {state}[/]"
         if (left, right) == self.shown:
             return
         self.shown = (left, right)
-        self.query_one("#header-run", Static).update(left, layout=False)
-        self.query_one("#header-state", Static).update(right)
+        self.run_text.update(left, layout=False)
+        self.state_text.update(right, layout=False)

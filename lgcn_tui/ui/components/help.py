@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -34,11 +35,13 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         width = max((len(k) for k, _ in self.keys), default=1)
-        keys = "\n".join(f"[b]{key:>{width}}[/]  {text}" for key, text in self.keys)
         mode = ("watching a headless run: keys write to its control file; quitting detaches and the run goes on"
                 if self.watching else "keys act on the trainer between steps; quitting stops it cleanly")
+        rows = [part for key, text in self.keys for part in ((f"{key:>{width}}", "bold"), f"  {text}\n")]
+        keys = Text.assemble(("Keys", "bold"), f" ({mode})\n\n", *rows)
         with VerticalScroll(id="help", classes="dialog"):
-            yield Static(f"[b]Keys[/] ({mode})\n\n{keys}\n\n[b]Panes[/]\n\n{PANES}\n\n[dim]esc closes[/]")
+            yield Static(keys)
+            yield Static(f"[b]Panes[/]\n\n{PANES}\n\n[dim]esc closes · arrows scroll[/]")
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -1,0 +1,161 @@
+"""The command line as a new user meets it: real processes, real files, plain errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lgcn_tui.sinks.jsonl import read_events
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--set", "data.synthetic_users=150", "--set", "data.synthetic_items=100", "--set", "optim.batch_size=64",
+        "--set", "eval.sim_pairs=300"]
+
+
+def lgcn(*args: str, cwd: Path = ROOT, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lgcn_tui", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "COLUMNS": "120"})
+
+
+def only_run(out: Path) -> Path:
+    runs = list(out.iterdir())
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def test_demo_preset_headless_end_to_end(tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    done = lgcn("train", "--preset", "demo", "--no-ui", "--set", "run.epochs=3", "--set", f"run.out_dir={out}")
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "popularity baseline" in done.stdout and "recall@20" in done.stdout
+    run = only_run(out)
+    assert (run / "config.toml").is_file() and (run / "checkpoints" / "best.pt").is_file()
+    events = read_events(run / "metrics.jsonl")
+    kinds = {e["event"] for e in events}
+    assert {"run_started", "step", "eval", "diagnostics", "checkpoint", "state"} <= kinds
+    assert events[-1] == {**events[-1], "event": "state", "state": "done"}
+
+    evaluated = lgcn("eval", str(run), "--split", "both")
+    assert evaluated.returncode == 0, evaluated.stderr
+    best_test = [e for e in events if e["event"] == "eval" and e["best"] and e["split"] == "test"][-1]
+    assert f"{best_test['metrics']['recall@20']:.4f}" in evaluated.stdout
+
+    exported = lgcn("export", str(run), "--checkpoint", "last")
+    assert exported.returncode == 0, exported.stderr
+    users = np.load(run / "export" / "user_emb.npy")
+    items = np.load(run / "export" / "item_emb.npy")
+    item_ids = json.loads((run / "export" / "item_ids.json").read_text())
+    assert users.shape == (1500, 64) and items.shape == (len(item_ids), 64)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["train", "--preset", "nope", "--no-ui"], "unknown preset 'nope'; available:"),
+    (["train", "--no-ui", "--set", "optim.lr=1"], "unknown config key 'optim.lr'; valid keys:"),
+    (["train", "--no-ui", "--set", "model.layers=x"], "model.layers must be an integer"),
+    (["train", "--no-ui", "--set", "data.format=lightgcn", "--set", "data.path=/nonexistent/dir"], "/nonexistent/dir"),
+    (["eval", "/nonexistent/run"], "is not a run directory"),
+    (["presets", "show", "nope"], "unknown preset"),
+])
+def test_user_errors_are_one_plain_message(tmp_path: Path, args: list[str], words: str) -> None:
+    result = lgcn(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert words in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert not (tmp_path / "runs").exists()  # refused before any work
+
+
+def test_presets_list_and_show() -> None:
+    listed = lgcn("presets")
+    assert listed.returncode == 0
+    for name in ("demo", "gowalla-paper", "ml100k", "beauty-finetune"):
+        assert name in listed.stdout
+    shown = lgcn("presets", "show", "gowalla-paper", "--set", "model.layers=2")
+    assert shown.returncode == 0
+    assert 'path = "../shared/data/gowalla"' in shown.stdout and "layers = 2" in shown.stdout
+    assert "[checkpoint]" in shown.stdout  # resolved: defaults included
+
+
+def wait_for(predicate, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting")
+
+
+def events_of(run: Path) -> list[dict]:
+    path = run / "metrics.jsonl"
+    return read_events(path) if path.exists() else []
+
+
+def test_sigint_saves_a_checkpoint_and_resume_finishes_the_run(tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    proc = subprocess.Popen([sys.executable, "-m", "lgcn_tui", "train", "--preset", "demo", "--no-ui", *TINY,
+                             "--set", "run.epochs=15", "--set", f"run.out_dir={out}"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: out.exists() and any(e["event"] == "step" and e["step"] >= 5
+                                              for e in events_of(only_run(out))))
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, output
+    run = only_run(out)
+    stops = list((run / "checkpoints").glob("*-stop.pt"))
+    assert len(stops) == 1
+    last_step = [e for e in events_of(run) if e["event"] == "step"][-1]["step"]
+    assert stops[0].name == f"step-{last_step + 1:09d}-stop.pt"
+
+    resumed = lgcn("train", "--resume", str(run), "--no-ui", cwd=ROOT, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "resuming" in resumed.stdout
+    events = events_of(run)
+    steps = [e["step"] for e in events if e["event"] == "step"]
+    per_epoch = events[0]["steps_per_epoch"]
+    assert steps == list(range(15 * per_epoch))
+    assert events[-1]["state"] == "done"
+
+
+def test_control_file_steers_a_headless_run(tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    proc = subprocess.Popen([sys.executable, "-m", "lgcn_tui", "train", "--preset", "demo", "--no-ui", *TINY,
+                             "--set", "run.epochs=200", "--set", f"run.out_dir={out}"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: out.exists() and any(e["event"] == "step" for e in events_of(only_run(out))))
+        run = only_run(out)
+        assert lgcn("send", str(run), "pause").returncode == 0
+        wait_for(lambda: any(e["event"] == "state" and e["state"] == "paused" for e in events_of(run)))
+        count = len([e for e in events_of(run) if e["event"] == "step"])
+        time.sleep(1.0)
+        assert len([e for e in events_of(run) if e["event"] == "step"]) == count
+        assert lgcn("send", str(run), "lr", "item", "0.002").returncode == 0
+        assert lgcn("send", str(run), "checkpoint").returncode == 0
+        assert lgcn("send", str(run), "resume").returncode == 0
+        wait_for(lambda: len([e for e in events_of(run) if e["event"] == "step"]) > count + 3)
+        bad = lgcn("send", str(run), "lr", "item", "0")
+        assert bad.returncode == 2 and "must be positive" in bad.stderr
+        with open(run / "control", "a") as fh:
+            fh.write('{"cmd": "explode"}\n{"cmd": "stop"}\n')
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, output
+    assert "unknown command 'explode'" in output
+    events = events_of(run)
+    commands = [e["command"] for e in events if e["event"] == "command"]
+    assert commands == ["pause", "set_lr", "checkpoint", "resume", "stop"]
+    assert [e["lr"] for e in events if e["event"] == "lr_changed"] == [0.002]
+    first_after = [e for e in events if e["event"] == "step"][count]
+    assert first_after["lr_item"] == pytest.approx(0.002)
+    assert list((run / "checkpoints").glob("*-manual.pt"))
