@@ -6,8 +6,11 @@ drawn), alternating so that machine noise hits both alike. Throughput counts onl
 time between steps inside an epoch, so evaluation and checkpoints, identical in both
 modes, do not dilute the difference.
 
-    python benchmarks/bench_dashboard.py                       # demo preset, 2 epochs, 3 pairs
+    python benchmarks/bench_dashboard.py                       # 3 epochs of 3000×2000 synthetic, 3 pairs
     python benchmarks/bench_dashboard.py --repeats 5 --size 80x24 --set optim.batch_size=512
+
+The data and batch size are pinned here (not taken from the demo preset, which may change)
+so that figures stay comparable; evaluation runs once, at the end.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ from lgcn_tui.train import events as ev
 from lgcn_tui.train.trainer import Trainer
 from lgcn_tui.ui.app import live_app
 
+PINNED = ["run.device=cpu", "data.format=synthetic", "data.synthetic_users=3000", "data.synthetic_items=2000",
+          "data.synthetic_per_user=30", "optim.batch_size=1024", "eval.every=1000"]
+
 
 class StepClock:
     """A sink that times the gaps between consecutive steps of the same epoch."""
@@ -36,6 +42,7 @@ class StepClock:
     def __init__(self) -> None:
         self.last: tuple[int, float] | None = None
         self.gaps: list[float] = []
+        self.started = threading.Event()
 
     def handle(self, event: ev.Event) -> None:
         if isinstance(event, ev.StepMetrics):
@@ -43,6 +50,7 @@ class StepClock:
             if self.last is not None and self.last[0] == event.epoch:
                 self.gaps.append(now - self.last[1])
             self.last = (event.epoch, now)
+            self.started.set()
 
     def flush(self) -> None:
         return None
@@ -67,7 +75,8 @@ def headless(cfg: cfgmod.Config, dataset: Dataset) -> float:
 
 
 def dashboard(cfg: cfgmod.Config, dataset: Dataset, size: tuple[int, int]) -> tuple[float, float]:
-    """Steps/s, and the share of one core the UI thread (the asyncio loop on this thread) used."""
+    """Steps/s, and the share of one core the UI thread (the asyncio loop on this thread) used
+    while the trainer was stepping (start-up layout excluded)."""
     app = live_app(cfg, rundir.create(cfg, "bench"), dataset, "bench", None)
     clock = StepClock()
     app.source.trainer.sinks.append(clock)
@@ -75,6 +84,8 @@ def dashboard(cfg: cfgmod.Config, dataset: Dataset, size: tuple[int, int]) -> tu
 
     async def main() -> None:
         async with app.run_test(size=size):
+            while not clock.started.is_set():
+                await asyncio.sleep(0.01)
             cpu, wall = time.thread_time(), time.perf_counter()
             while app.worker is None or not app.worker.is_finished:
                 await asyncio.sleep(0.1)  # not pilot.pause: its idle checks would cost UI time here
@@ -88,7 +99,7 @@ def dashboard(cfg: cfgmod.Config, dataset: Dataset, size: tuple[int, int]) -> tu
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="demo")
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3, help="headless/dashboard pairs")
     parser.add_argument("--size", default="120x40", help="terminal size of the dashboard, WxH")
     parser.add_argument("--set", dest="sets", action="append", default=[], help="config override, repeatable")
@@ -97,7 +108,7 @@ def main() -> None:
     out = Path(tempfile.mkdtemp(prefix="bench-dashboard-"))
     path = presets.find(args.preset)
     cfg = cfgmod.resolve(cfgmod.load_toml(path), str(path),
-                         [f"run.epochs={args.epochs}", f"run.out_dir={out}", "run.device=cpu", *args.sets])
+                         [*PINNED, f"run.epochs={args.epochs}", f"run.out_dir={out}", *args.sets])
     dataset = data.load(cfg)
     rates: dict[str, list[float]] = {"headless": [], "dashboard": []}
     for i in range(args.repeats):

@@ -214,3 +214,34 @@ def test_short_real_run_on_movielens_beats_popularity(tmp_path: Path, shared_dat
     assert trainer.dataset.stats()["users"] == 943
     for split in ("valid", "test"):
         assert results[("lightgcn", split)] > 1.1 * results[("popularity", split)], results
+
+
+@pytest.mark.parametrize("overrides", [
+    ["optim.name=adam"],
+    ["optim.name=adafactor", "optim.user_lr=1e-2", "optim.item_lr=1e-2"],
+    ["graph.norm=mean", "model.combine=last"],
+    ["model.item_mode=frozen"],
+    ["data.pca_dim=8"],
+])
+def test_training_variants_lower_the_loss(tiny_config, overrides: list[str]) -> None:
+    trainer, recorder, jsonl, _ = start(tiny_config("run.epochs=4", "optim.warmup_epochs=0", *overrides))
+    assert trainer.run() == "done"
+    jsonl.close()
+    losses = [e.mean_loss for e in recorder.of(ev.EpochEnd)]
+    assert losses[-1] < losses[0]
+    if "data.pca_dim=8" in overrides:
+        assert trainer.model.dim == 8
+    if "model.item_mode=frozen" in overrides:
+        assert torch.equal(trainer.model.item_vectors(), trainer.model.item_start)
+
+
+def test_item_training_waits_for_its_start_epoch(tiny_config) -> None:
+    trainer, recorder, jsonl, _ = start(tiny_config("optim.item_start_epoch=2", "run.epochs=3"))
+    start_items = trainer.model.item.detach().clone()
+    trainer.run()
+    jsonl.close()
+    steps = recorder.of(ev.StepMetrics)
+    early = [s for s in steps if s.epoch < 2]
+    assert all(s.lr_item == 0.0 and s.grad_item == 0.0 for s in early)
+    assert all(s.lr_item > 0 for s in steps if s.epoch == 2)
+    assert not torch.equal(start_items, trainer.model.item.detach())
