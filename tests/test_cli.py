@@ -97,11 +97,15 @@ def events_of(run: Path) -> list[dict]:
     return read_events(path) if path.exists() else []
 
 
+def start_headless(out: Path, epochs: int) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "lgcn_tui", "train", "--preset", "demo", "--no-ui", *TINY,
+                             "--set", f"run.epochs={epochs}", "--set", f"run.out_dir={out}"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
 def test_sigint_saves_a_checkpoint_and_resume_finishes_the_run(tmp_path: Path) -> None:
     out = tmp_path / "runs"
-    proc = subprocess.Popen([sys.executable, "-m", "lgcn_tui", "train", "--preset", "demo", "--no-ui", *TINY,
-                             "--set", "run.epochs=15", "--set", f"run.out_dir={out}"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = start_headless(out, epochs=15)
     try:
         wait_for(lambda: out.exists() and any(e["event"] == "step" and e["step"] >= 5
                                               for e in events_of(only_run(out))))
@@ -128,9 +132,7 @@ def test_sigint_saves_a_checkpoint_and_resume_finishes_the_run(tmp_path: Path) -
 
 def test_control_file_steers_a_headless_run(tmp_path: Path) -> None:
     out = tmp_path / "runs"
-    proc = subprocess.Popen([sys.executable, "-m", "lgcn_tui", "train", "--preset", "demo", "--no-ui", *TINY,
-                             "--set", "run.epochs=200", "--set", f"run.out_dir={out}"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = start_headless(out, epochs=200)
     try:
         wait_for(lambda: out.exists() and any(e["event"] == "step" for e in events_of(only_run(out))))
         run = only_run(out)

@@ -57,9 +57,10 @@ def test_smoothed_loss_is_debiased_from_the_first_step() -> None:
     assert history.snapshot().steps.loss_ema.tolist() == pytest.approx([0.5, 0.5, 0.5])
 
 
-def test_rate_and_eta_follow_step_times_and_reset_on_state_change() -> None:
+def test_rate_and_eta_follow_step_times_and_skip_pauses() -> None:
     history = History()
     history.handle(started())
+    history.handle(ev.StateChanged(state="running", epoch=0, step=0, t=1000.0))
     for i in range(20):
         history.handle(step(i))
     snap = history.snapshot()
@@ -68,7 +69,12 @@ def test_rate_and_eta_follow_step_times_and_reset_on_state_change() -> None:
     assert epoch_left == pytest.approx(30 / 10.0) and run_left == pytest.approx(180 / 10.0)
     history.handle(ev.StateChanged(state="paused", epoch=0, step=20))
     paused = history.snapshot()
-    assert paused.rate is None and paused.state == "paused"
+    assert paused.state == "paused" and paused.eta() == (None, None)
+    assert paused.rate == pytest.approx(10.0), "the rate before the pause stands until new steps come"
+    history.handle(ev.StateChanged(state="running", epoch=0, step=20, t=1100.0))
+    for i in range(20, 30):
+        history.handle(step(i, t=1100.0 + 0.5 * (i - 20)))
+    assert history.snapshot().rate == pytest.approx(2.0), "the gap of the pause must not count"
 
 
 def test_planned_lr_rescales_like_the_trainer_after_a_manual_change(tmp_path: Path) -> None:

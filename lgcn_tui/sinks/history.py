@@ -103,7 +103,7 @@ class Snapshot:
         The run's estimate adds the evaluation time per epoch seen so far, because on
         large datasets full-ranking evaluation is a sizeable part of each epoch.
         """
-        if self.run is None or not self.rate or self.finished:
+        if self.run is None or not self.rate or self.state != "running":
             return None, None
         spe = self.run.steps_per_epoch
         in_epoch = self.step - self.epoch * spe
@@ -243,6 +243,7 @@ class _State:
     baseline: dict[str, dict[str, float]] = field(default_factory=dict)
     diagnostics: ev.Diagnostics | None = None
     log_total: int = 0
+    last_rate: float | None = None
 
 
 class History:
@@ -325,9 +326,11 @@ class History:
             s.lr_scale = {g: float(event.schedule.get("lr_scale", {}).get(g, 1.0)) for g in GROUPS}
             s.lr_now = {g: s.lr_scale[g] * scheduled_lr(event.schedule, g, event.start_step) for g in GROUPS}
             s.error = s.error_checkpoint = None
+            s.last_rate = None
             self._times.clear()
         elif isinstance(event, ev.StateChanged):
             s.state = event.state
+            s.last_rate = self._rate()
             self._times.clear()
         elif isinstance(event, ev.LrChanged):
             s.lr_now[event.group] = event.lr
@@ -352,10 +355,12 @@ class History:
 
     # ----- reading ------------------------------------------------------------------------
     def _rate(self) -> float | None:
+        """Steps/s over the recent window; a pause or evaluation starts a new window, and until it
+        holds two steps the rate from before stands (a gap is not a slowdown)."""
         if len(self._times) < 2:
-            return None
+            return self._s.last_rate
         (t0, s0), (t1, s1) = self._times[0], self._times[-1]
-        return (s1 - s0) / (t1 - t0) if t1 > t0 else None
+        return (s1 - s0) / (t1 - t0) if t1 > t0 else self._s.last_rate
 
     def snapshot(self) -> Snapshot:
         with self._lock:

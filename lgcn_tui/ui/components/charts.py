@@ -119,7 +119,7 @@ class LossChart(Chart):
         series.append(Series(*downsample(s.step, s.loss_ema, n, "last"), LOSS_EMA))
         raw = f"  [{LOSS_RAW}]raw {short_number(snap.last.loss)}[/]" if snap.last and self.raw else ""
         self.border_title = f"loss [{LOSS_EMA}]{short_number(float(s.loss_ema[-1]))}[/]{raw}"
-        return Figure(series)
+        return Figure(series, xlim=(0.0, float(max(snap.step, 1))))
 
 
 class GradChart(Chart):
@@ -145,7 +145,8 @@ class GradChart(Chart):
         n = self.points()
         series = [Series(*downsample(s.step, log10(values), n, "max"), GROUP_COLOURS[group])
                   for group, values in (("user", s.grad_user), ("item", s.grad_item))]
-        return Figure(series, hlines=[(float(np.log10(clip)), CLIP)] if clip else [])
+        return Figure(series, hlines=[(float(np.log10(clip)), CLIP)] if clip else [],
+                      xlim=(0.0, float(max(snap.step, 1))))
 
 
 class LrChart(Chart):

@@ -31,8 +31,8 @@ class ProgressLine(Static):
         epoch_left, run_left = snap.eta()
         rate = f"{snap.rate:.1f}" if snap.rate else "-"
         right = f" {rate} steps/s  ETA epoch {duration(epoch_left)} · run {duration(run_left)}"
-        if snap.finished:
-            right = f" {snap.state}"
+        if snap.state != "running":
+            right = f" {rate} steps/s  {snap.state}" if not snap.finished else f" {snap.state}"
         width = max(self.content_size.width - len(left) - len(right), 4)
         done = round(width * snap.step / total)
         text = Text(left)
