@@ -21,6 +21,7 @@ import os
 import queue
 import resource
 import shlex
+import shutil
 import statistics
 import sys
 import tempfile
@@ -227,13 +228,18 @@ def breakdown(trainer: Trainer, users, pos, neg, first: int, steps: int, bs: int
          torch.Tensor.backward) = (staticmethod(saved[0]), staticmethod(saved[1]), *saved[2:])
         del model.forward
         opt.step = opt_step
+    opt_key = f"optimizer step ({type(opt).__name__})"
+    derived = {
+        "fwd other (cat, unique, gathers, stack/mean)":
+            ("forward (total)", "fwd full products", "fwd slice product", "row_slice (build S, Sᵀ)"),
+        "bwd other (index backward, zero-fill, grad adds)":
+            ("backward (total)", "bwd full products", "bwd slice product"),
+        "rest (lr, loss, grad norms, .item())":
+            ("step (total)", "forward (total)", "backward (total)", "clip_grad_norm_", opt_key),
+    }
+    for name, (whole, *parts) in derived.items():  # per step, then the median: robust to noise
+        acc[name] = [acc[whole][i] - sum(acc[p][i] for p in parts) for i in range(len(acc[whole]))]
     m = {k: med(v) for k, v in acc.items()}
-    m["fwd other (cat, unique, gathers, stack/mean)"] = (m["forward (total)"] - m["fwd full products"]
-                                                         - m["fwd slice product"] - m["row_slice (build S, Sᵀ)"])
-    m["bwd other (index backward, zero-fill, grad adds)"] = (m["backward (total)"] - m["bwd full products"]
-                                                             - m["bwd slice product"])
-    m["rest (lr, loss, grad norms, .item())"] = (m["step (total)"] - m["forward (total)"] - m["backward (total)"]
-                                                 - m["clip_grad_norm_"] - m[f"optimizer step ({type(opt).__name__})"])
     return m
 
 
@@ -392,6 +398,14 @@ def sparse_check(A: torch.Tensor, repeats: int) -> dict[str, float]:
 
 # ----- main --------------------------------------------------------------------------------
 def main() -> int:
+    out_dir = tempfile.mkdtemp(prefix="lgcn-bench-")
+    try:
+        return bench(out_dir)
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)  # run directories and checkpoints of the timed runs
+
+
+def bench(out_dir: str) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer repeats; epoch extrapolated from 40 steps")
     ap.add_argument("--data", type=Path, default=DATA, help=f"Gowalla directory (default {DATA})")
@@ -408,7 +422,6 @@ def main() -> int:
     q = args.quick
     rep = {"build": 2 if q else 5, "sparse": 3 if q else 7, "step64": 3 if q else 7, "tb64": 2 if q else 5,
            "step768": 1 if q else 3, "tb768": 1 if q else 2, "eval": 1 if q else 2}
-    out_dir = tempfile.mkdtemp(prefix="lgcn-bench-")
     print(f"$ python {shlex.join(['benchmarks/bench_engine.py', *sys.argv[1:]])}")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
           f"load average at start {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
