@@ -155,12 +155,6 @@ class Textbook:
 
 
 # ----- the floor ---------------------------------------------------------------------------
-def eb(matrix: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """``matrix @ x`` for an int32 CSR matrix through the embedding-bag kernel (for comparison)."""
-    return F.embedding_bag(matrix.col_indices(), x, matrix.crow_indices()[:-1], mode="sum",
-                           per_sample_weights=matrix.values())
-
-
 def floor_fn(A: torch.Tensor, sliced: torch.Tensor, transposed: torch.Tensor, x: torch.Tensor, gb: torch.Tensor,
              mm: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Callable[[int], object]:
     """The bare products of a 3-layer step: 2 full forward, 2 full backward, slice fwd + bwd."""
@@ -172,80 +166,9 @@ def floor_fn(A: torch.Tensor, sliced: torch.Tensor, transposed: torch.Tensor, x:
     return run
 
 
-# ----- step breakdown ----------------------------------------------------------------------
-def breakdown(trainer: Trainer, users, pos, neg, first: int, steps: int, bs: int) -> dict[str, float]:
-    """Median ms per step of each part of ``Trainer._step``, by wrapping its pieces with timers."""
-    acc: dict[str, list[float]] = {}
-    cur: dict[str, float] = {}
-
-    def add(key: str, dt: float) -> None:
-        cur[key] = cur.get(key, 0.0) + dt
-
-    def timed(key: str, fn: Callable) -> Callable:
-        def wrapper(*a, **k):
-            t = time.perf_counter()
-            r = fn(*a, **k)
-            add(key, time.perf_counter() - t)
-            return r
-        return wrapper
-
-    saved = (prop._Spmm.forward, prop._Spmm.backward, prop.row_slice, torch.nn.utils.clip_grad_norm_,
-             torch.Tensor.backward)
-    fwd0, bwd0 = prop._Spmm.forward, prop._Spmm.backward
-
-    def fwd(ctx, m, t_, x):
-        t = time.perf_counter()
-        r = fwd0(ctx, m, t_, x)
-        add("fwd full products" if m.shape[0] == m.shape[1] else "fwd slice product", time.perf_counter() - t)
-        return r
-
-    def bwd(ctx, g):
-        t = time.perf_counter()
-        r = bwd0(ctx, g)
-        add("bwd full products" if ctx.transpose.shape[0] == ctx.transpose.shape[1] else "bwd slice product",
-            time.perf_counter() - t)
-        return r
-
-    model, opt = trainer.model, trainer.optimizer
-    prop._Spmm.forward, prop._Spmm.backward = staticmethod(fwd), staticmethod(bwd)
-    prop.row_slice = timed("row_slice (build S, Sᵀ)", saved[2])
-    torch.nn.utils.clip_grad_norm_ = timed("clip_grad_norm_", saved[3])
-    torch.Tensor.backward = timed("backward (total)", saved[4])
-    model.forward = timed("forward (total)", model.forward)
-    opt_step = opt.step
-    opt.step = timed(f"optimizer step ({type(opt).__name__})", opt_step)
-    try:
-        for s in range(first, first + steps):
-            cur.clear()
-            sl = slice(s * bs, (s + 1) * bs)
-            t = time.perf_counter()
-            trainer._step(users[sl], pos[sl], neg[sl])
-            cur["step (total)"] = time.perf_counter() - t
-            for k, v in cur.items():
-                acc.setdefault(k, []).append(v)
-    finally:
-        (prop._Spmm.forward, prop._Spmm.backward, prop.row_slice, torch.nn.utils.clip_grad_norm_,
-         torch.Tensor.backward) = (staticmethod(saved[0]), staticmethod(saved[1]), *saved[2:])
-        del model.forward
-        opt.step = opt_step
-    opt_key = f"optimizer step ({type(opt).__name__})"
-    derived = {
-        "fwd other (cat, unique, gathers, stack/mean)":
-            ("forward (total)", "fwd full products", "fwd slice product", "row_slice (build S, Sᵀ)"),
-        "bwd other (index backward, zero-fill, grad adds)":
-            ("backward (total)", "bwd full products", "bwd slice product"),
-        "rest (lr, loss, grad norms, .item())":
-            ("step (total)", "forward (total)", "backward (total)", "clip_grad_norm_", opt_key),
-    }
-    for name, (whole, *parts) in derived.items():  # per step, then the median: robust to noise
-        acc[name] = [acc[whole][i] - sum(acc[p][i] for p in parts) for i in range(len(acc[whole]))]
-    m = {k: med(v) for k, v in acc.items()}
-    return m
-
-
+# ----- the step ----------------------------------------------------------------------------
 # ----- sections ----------------------------------------------------------------------------
-def step_section(dim: int, data: Path, out_dir: str, repeats: dict[str, int], dataset, profile: bool,
-                 lines: list[str]) -> dict[str, float]:
+def step_section(dim: int, data: Path, out_dir: str, repeats: dict[str, int], dataset, lines: list[str]) -> dict[str, float]:
     cfg, _ = make_config(data, out_dir, dim, [])
     trainer = Trainer(cfg, rundir.create(cfg, "bench"), dataset, [])
     bs, nu = cfg.optim.batch_size, dataset.n_users
@@ -273,8 +196,8 @@ def step_section(dim: int, data: Path, out_dir: str, repeats: dict[str, int], da
 
     cands = {
         "ours": ours,
-        "floor": floor_fn(A, sliced, transposed, x, gb, torch.sparse.mm),
-        "floor_eb": floor_fn(A, sliced, transposed, x, gb, eb),
+        "floor": floor_fn(A, sliced, transposed, x, gb, prop.spmm),
+        "floor_sparse_mm": floor_fn(A, sliced, transposed, x, gb, torch.sparse.mm),
         "textbook": lambda _r: textbook.step(bs),
     }
     times = alternate(cands, repeats)
@@ -285,13 +208,10 @@ def step_section(dim: int, data: Path, out_dir: str, repeats: dict[str, int], da
     lines.append(f"  step {dim}-d: {len(rows)} unique nodes in the batch, slice nnz {sliced.values().numel():,}; "
                  f"repeats {r['n']}; optimizer {type(trainer.optimizer).__name__}")
     lines.append(f"    ours {ms(r['ours'])} (all {', '.join(ms(v) for v in times['ours'])}); "
-                 f"floor {ms(r['floor'])}; floor via embedding_bag {ms(r['floor_eb'])}; "
+                 f"floor {ms(r['floor'])}; the same products via torch.sparse.mm {ms(r['floor_sparse_mm'])}; "
                  f"textbook {ms(r['textbook'])} (of which Python sampler {ms(r['textbook_sampler'])})")
     lines.append(f"    vectorised sampler: {ms(sample_epoch)} per epoch = {ms(r['sampler_per_step'])} per step "
                  "(drawn once per epoch, outside the step)")
-    if profile:
-        b = breakdown(trainer, users, pos, neg, counter["ours"], repeats["ours"], bs)
-        r["breakdown"] = b  # type: ignore[assignment]
     del trainer, textbook
     gc.collect()
     return r
@@ -378,7 +298,7 @@ def sparse_check(A: torch.Tensor, repeats: int) -> dict[str, float]:
     def eb_one_thread(_r: int) -> None:
         torch.set_num_threads(1)
         try:
-            eb(A, x)
+            prop.spmm(A, x)
         finally:
             torch.set_num_threads(threads)
 
@@ -388,7 +308,7 @@ def sparse_check(A: torch.Tensor, repeats: int) -> dict[str, float]:
         "CSR int32 fp64": lambda _r: torch.sparse.mm(a64, x64),
         "CSR, nodes reordered by degree": lambda _r: torch.sparse.mm(reo, xr),
         "COO fp32": lambda _r: torch.sparse.mm(coo, x),
-        f"embedding_bag(per_sample_weights) ({threads} threads)": lambda _r: eb(A, x),
+        f"embedding_bag(per_sample_weights) ({threads} threads)": lambda _r: prop.spmm(A, x),
         "embedding_bag (1 thread)": eb_one_thread,
     }
     for f in cands.values():  # warm-up
@@ -411,7 +331,6 @@ def bench(out_dir: str) -> int:
     ap.add_argument("--data", type=Path, default=DATA, help=f"Gowalla directory (default {DATA})")
     ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (default: torch's own)")
     ap.add_argument("--no-768", action="store_true", help="skip the 768-d step")
-    ap.add_argument("--no-profile", action="store_true", help="skip the step breakdown")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -454,16 +373,10 @@ def bench(out_dir: str) -> int:
     # 2: the 64-d step
     print("step 64-d ...", flush=True)
     r64 = step_section(64, args.data, out_dir, {"ours": rep["step64"], "floor": rep["step64"],
-                                                 "floor_eb": rep["step64"], "textbook": rep["tb64"]},
-                       dataset, not args.no_profile, notes)
+                                                 "floor_sparse_mm": rep["step64"], "textbook": rep["tb64"]},
+                       dataset, notes)
     print("\n".join(notes), flush=True)
     notes.clear()
-    if "breakdown" in r64:
-        b = r64["breakdown"]
-        print(f"where the time goes in our 64-d step (median ms per step over {rep['step64']} steps):")
-        for k, v in b.items():
-            print(f"  {k:52s} {v * 1000:8.1f}")
-        print(f"  {'vectorised sampler, amortised (outside the step)':52s} {r64['sampler_per_step'] * 1000:8.1f}")
 
     # 3: the epoch (through Trainer.run), 4: test evaluation
     print("epoch ...", flush=True)
@@ -490,8 +403,8 @@ def bench(out_dir: str) -> int:
     if not args.no_768:
         print("step 768-d ...", flush=True)
         r768 = step_section(768, args.data, out_dir, {"ours": rep["step768"], "floor": rep["step768"],
-                                                       "floor_eb": rep["step768"], "textbook": rep["tb768"]},
-                            dataset, False, notes)
+                                                       "floor_sparse_mm": rep["step768"], "textbook": rep["tb768"]},
+                            dataset, notes)
         print("\n".join(notes), flush=True)
     rss_all = peak_rss_mb()
 
@@ -506,14 +419,14 @@ def bench(out_dir: str) -> int:
     threads = torch.get_num_threads()
     rows.append(("one 64-d product Â·X, CSR sparse.mm", ms(sp[f"CSR int32 fp32 ({threads} threads)"]), "-",
                  "GUIDE says ~20 ms", "-"))
-    rows.append(("one 64-d product Â·X, embedding_bag (info)",
+    rows.append(("one 64-d product Â·X, ours (embedding_bag)",
                  ms(sp[f"embedding_bag(per_sample_weights) ({threads} threads)"]), "-", "-", "-"))
     for d, r in ((64, r64), (768, r768)):
         if r is None:
             continue
         rows.append((f"step {d}-d ours (Trainer._step)", ms(r["ours"]), "-", "-", "-"))
         rows.append((f"step {d}-d ours + sampler share", ms(r["ours"] + r["sampler_per_step"]), "-", "-", "-"))
-        rows.append((f"step {d}-d floor (4 full + 2 slice sparse.mm)", ms(r["floor"]), "-", "-", "-"))
+        rows.append((f"step {d}-d floor (its 4 full + 2 slice products)", ms(r["floor"]), "-", "-", "-"))
         rows.append((f"step {d}-d ours / floor", f"{r['ours'] / r['floor']:.2f}x", "<= 1.5x",
                      f"incl. sampler {(r['ours'] + r['sampler_per_step']) / r['floor']:.2f}x",
                      ok(r["ours"] / r["floor"] <= 1.5)))
@@ -522,8 +435,8 @@ def bench(out_dir: str) -> int:
         rows.append((f"step {d}-d textbook / ours", f"{r['textbook'] / r['ours']:.1f}x", ">= 5x",
                      f"vs ours+sampler {r['textbook'] / (r['ours'] + r['sampler_per_step']):.1f}x",
                      ok(r["textbook"] / r["ours"] >= 5)))
-        rows.append((f"step {d}-d floor via embedding_bag (info)", ms(r["floor_eb"]), "-",
-                     f"{r['floor'] / r['floor_eb']:.1f}x below sparse.mm floor", "-"))
+        rows.append((f"step {d}-d same products via torch.sparse.mm (info)", ms(r["floor_sparse_mm"]), "-",
+                     f"{r['floor_sparse_mm'] / r['floor']:.1f}x our floor", "-"))
     rows.append(("epoch, gowalla-paper (396 steps)", secs(epoch_s), "<= 45 s",
                  f"ref {REF_EPOCH_S:.0f} s ({REF_EPOCH_S / epoch_s:.1f}x)", ok(epoch_s <= 45)))
     rows.append(("test evaluation (full ranking, train masked)", secs(eval_s), "<= 5 s",
