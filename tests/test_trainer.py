@@ -245,3 +245,21 @@ def test_item_training_waits_for_its_start_epoch(tiny_config) -> None:
     assert all(s.lr_item == 0.0 and s.grad_item == 0.0 for s in early)
     assert all(s.lr_item > 0 for s in steps if s.epoch == 2)
     assert not torch.equal(start_items, trainer.model.item.detach())
+
+
+def test_gradients_are_clipped_to_the_max_norm_before_the_step(tiny_config) -> None:
+    trainer, recorder, jsonl, _ = start(tiny_config("optim.clip_norm=0.001", "run.epochs=1"))
+    seen: list[float] = []
+    step = trainer.optimizer.step
+
+    def checked_step(*args, **kwargs):
+        grads = [p.grad for p in (trainer.model.user, trainer.model.item) if p.grad is not None]
+        seen.append(float(torch.sqrt(sum(g.pow(2).sum() for g in grads))))
+        return step(*args, **kwargs)
+
+    trainer.optimizer.step = checked_step  # type: ignore[method-assign]
+    trainer.run()
+    jsonl.close()
+    before = [(s.grad_user ** 2 + s.grad_item ** 2) ** 0.5 for s in recorder.of(ev.StepMetrics)]
+    assert min(before) > 0.001  # the recorded norms are the unclipped ones
+    assert max(seen) == pytest.approx(0.001, rel=1e-3)

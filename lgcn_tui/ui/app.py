@@ -12,6 +12,8 @@ snapshot a few times a second and redraws only when something changed.
 from __future__ import annotations
 
 import queue
+import sys
+import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -35,7 +37,7 @@ from ..sinks.jsonl import JsonlSink
 from ..train import commands as cmd
 from ..train import events as ev
 from ..train.trainer import Trainer
-from .components.charts import GradChart, LossChart, LrChart
+from .components.charts import Chart, GradChart, LossChart, LrChart
 from .components.dialogs import LrDialog, QuitDialog
 from .components.embeddings import EmbeddingPane
 from .components.evals import EvalPane
@@ -46,6 +48,8 @@ from .components.progress import ProgressLine
 from .sources import LiveSource, Source, WatchSource
 
 REFRESH_HZ = 2.0
+CHART_INTERVAL = 1.0
+SWITCH_INTERVAL = 0.0005
 CLEAN_OUTCOMES = ("done", "stopped", "detached")
 
 
@@ -84,7 +88,10 @@ class Dashboard(App[int]):
         self.worker: Worker[str] | None = None
         self.outcome: str | None = None
         self.failure: BaseException | None = None
-        self._drawn = -1
+        self._drawn = self._charted = -1
+        self._charted_at = 0.0
+        self._charted_scale: dict[str, float] = {}
+        self._switch_interval = sys.getswitchinterval()
 
     @property
     def watching(self) -> bool:
@@ -95,17 +102,25 @@ class Dashboard(App[int]):
         """Panes are kept as attributes: a dialog may be the active screen when they must redraw."""
         self.header = RunHeader(id="header")
         self.loss = LossChart(id="loss")
+        self.charts: list[Chart] = [self.loss, GradChart(id="grad"), LrChart(id="lr")]
         progress = ProgressLine(id="progress")
-        panes = [self.loss, GradChart(id="grad"), LrChart(id="lr"), EvalPane(id="evals"), EventLog(id="log"),
-                 EmbeddingPane(id="embeddings")]
+        panes = [EvalPane(id="evals"), EventLog(id="log"), EmbeddingPane(id="embeddings")]
         self.redraws: list[Callable[[Snapshot], None]] = [pane.show for pane in (*panes, progress)]
         yield self.header
         yield progress
         with Grid(id="panes"):
+            yield from self.charts
             yield from panes
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
+        """Start the worker and the refresh timer.
+
+        The switch interval drops from 5 ms to 0.5 ms while the dashboard is open: the
+        training thread hands the GIL back and forth around every torch call, and each
+        hand-off would otherwise wait up to 5 ms behind a redraw.
+        """
+        sys.setswitchinterval(SWITCH_INTERVAL)
         self.worker = self._work()
         self.set_interval(1 / self.refresh_hz, self.refresh_panes)
         self.call_after_refresh(self.refresh_panes, True)
@@ -119,10 +134,20 @@ class Dashboard(App[int]):
         return self.source.work(self.history, get_current_worker().cancelled_event)
 
     def refresh_panes(self, force: bool = False) -> None:
-        """Redraw from a fresh snapshot, unless nothing happened since the last one."""
-        if self.history.version == self._drawn and not force:
+        """Redraw from a fresh snapshot, unless nothing happened since the last one.
+
+        Charts, the costliest panes to draw, follow at most once per ``CHART_INTERVAL``,
+        except when a learning rate was changed: that shows at once.
+        """
+        version = self.history.version
+        charts_due = version != self._charted and time.monotonic() - self._charted_at >= CHART_INTERVAL
+        if version == self._drawn and not charts_due and not force:
             return
         snap = self.history.snapshot()
+        if force or charts_due or snap.lr_scale != self._charted_scale:
+            for chart in self.charts:
+                chart.show(snap)
+            self._charted, self._charted_at, self._charted_scale = snap.version, time.monotonic(), snap.lr_scale
         self._drawn = snap.version
         for redraw in self.redraws:
             redraw(snap)
@@ -158,6 +183,7 @@ class Dashboard(App[int]):
 
     def on_unmount(self) -> None:
         """Whatever ended the app, a live trainer must stop, or its thread would keep the process alive."""
+        sys.setswitchinterval(self._switch_interval)
         if self.control.live and self.worker is not None and not self.worker.is_finished:
             self.control.send(cmd.stop(save=True))
 
