@@ -197,3 +197,12 @@ def test_alpha_is_nan_where_the_mode_has_none() -> None:
     history = History()
     history.handle(step(0))
     assert math.isnan(history.snapshot().steps.alpha[0])
+
+
+def test_events_counts_what_must_show_at_once_and_steps_do_not() -> None:
+    history = History()
+    history.handle(step(0))
+    history.handle(step(1))
+    assert history.events == 0 and history.version == 2
+    history.handle(ev.StateChanged(state="paused", epoch=0, step=2))
+    assert history.events == 1

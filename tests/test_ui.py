@@ -60,7 +60,7 @@ def tiny_config(out: Path, *extra: str) -> cfgmod.Config:
 
 def live(out: Path, *extra: str) -> Dashboard:
     cfg = tiny_config(out, *extra)
-    return live_app(cfg, rundir.create(cfg, "demo"), data.load(cfg), "demo", None, refresh_hz=10)
+    return live_app(cfg, rundir.create(cfg, "demo"), data.load(cfg), "demo", None, tick_hz=10)
 
 
 def drive(app: Dashboard, scenario: Callable[[Pilot], Awaitable[None]], size: tuple[int, int] = (80, 24)) -> None:
@@ -362,7 +362,7 @@ def test_watch_pauses_a_headless_run_and_detaching_leaves_it_running(tmp_path: P
             assert time.monotonic() < deadline, "the headless run did not start"
             time.sleep(0.05)
         run = rundir.open_run(next(out.glob("*/metrics.jsonl")).parent)
-        app = watch_app(run, refresh_hz=10, interval=0.05)
+        app = watch_app(run, tick_hz=10, interval=0.05)
 
         def paused_in_file() -> bool:
             return any(e["event"] == "state" and e["state"] == "paused" for e in read_events(run.metrics))

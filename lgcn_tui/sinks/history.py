@@ -258,7 +258,7 @@ class History:
         self.capacity, self.log_lines, self.smoothing = capacity, log_lines, smoothing
         self.rate_window, self.max_evals = rate_window, max_evals
         self._lock = threading.Lock()
-        self._version = 0
+        self._version = self._events = 0
         self._reset_locked()
 
     def _reset_locked(self) -> None:
@@ -274,11 +274,18 @@ class History:
         with self._lock:
             self._reset_locked()
             self._version += 1
+            self._events += 1
 
     @property
     def version(self) -> int:
         """Changes whenever anything was handled, so a viewer can skip redrawing an idle run."""
         return self._version
+
+    @property
+    def events(self) -> int:
+        """Changes with every event that is not a step (state, LR change, checkpoint, evaluation…):
+        what a viewer should show at once, while steps alone can wait for its next redraw."""
+        return self._events
 
     @property
     def state(self) -> str:
@@ -291,6 +298,7 @@ class History:
                 self._on_step(event)
             else:
                 self._on_event(event)
+                self._events += 1
             self._version += 1
 
     def flush(self) -> None:

@@ -5,8 +5,11 @@ Live (``lgcn-tui train``): the trainer runs in a Textual thread worker and publi
 thread worker follows the run's ``metrics.jsonl`` into the same history; keys append
 commands to the run's control file, and quitting detaches without touching the run.
 
-Either way the UI never hears from the training thread per step: a timer pulls a
-snapshot a few times a second and redraws only when something changed.
+Either way the UI never hears from the training thread per step: a timer checks the
+history a few times a second. Events worth seeing at once (a state change, an LR change, a
+checkpoint, an evaluation) are drawn on the next tick; new steps alone redraw the text at
+most once a second and the charts every two, which keeps the UI thread at a few percent of
+a core (see benchmarks/bench_dashboard.py).
 """
 
 from __future__ import annotations
@@ -47,8 +50,9 @@ from .components.help import HelpScreen
 from .components.progress import ProgressLine
 from .sources import LiveSource, Source, WatchSource
 
-REFRESH_HZ = 2.0
-CHART_INTERVAL = 1.0
+TICK_HZ = 4.0
+STEP_INTERVAL = 1.0
+CHART_INTERVAL = 2.0
 SWITCH_INTERVAL = 0.0005
 CLEAN_OUTCOMES = ("done", "stopped", "detached")
 
@@ -77,19 +81,19 @@ class Dashboard(App[int]):
                 tooltip="quit: live, asks about a checkpoint and stops the trainer; watch, detaches"),
     ]
 
-    def __init__(self, source: Source, history: History, *, refresh_hz: float = REFRESH_HZ,
+    def __init__(self, source: Source, history: History, *, tick_hz: float = TICK_HZ,
                  device_note: Callable[[], str] | None = None) -> None:
         super().__init__()
         self.source, self.history = source, history
         self.control = source.control
-        self.refresh_hz = refresh_hz
+        self.tick_hz = tick_hz
         self.device_note = device_note or (lambda: "")
         self.quitting = False
         self.worker: Worker[str] | None = None
         self.outcome: str | None = None
         self.failure: BaseException | None = None
-        self._drawn = self._charted = -1
-        self._charted_at = 0.0
+        self._drawn = self._charted = self._events_seen = -1
+        self._drawn_at = self._charted_at = 0.0
         self._charted_scale: dict[str, float] = {}
         self._switch_interval = sys.getswitchinterval()
 
@@ -122,7 +126,7 @@ class Dashboard(App[int]):
         """
         sys.setswitchinterval(SWITCH_INTERVAL)
         self.worker = self._work()
-        self.set_interval(1 / self.refresh_hz, self.refresh_panes)
+        self.set_interval(1 / self.tick_hz, self.refresh_panes)
         self.call_after_refresh(self.refresh_panes, True)
 
     def on_resize(self) -> None:
@@ -134,21 +138,22 @@ class Dashboard(App[int]):
         return self.source.work(self.history, get_current_worker().cancelled_event)
 
     def refresh_panes(self, force: bool = False) -> None:
-        """Redraw from a fresh snapshot, unless nothing happened since the last one.
+        """Redraw what is due from a fresh snapshot; most ticks of a busy run do nothing.
 
-        Charts, the costliest panes to draw, follow at most once per ``CHART_INTERVAL``,
-        except when a learning rate was changed: that shows at once.
+        Charts, the costliest panes to draw, follow new steps at most once per
+        ``CHART_INTERVAL``, but a changed learning rate shows in the LR pane at once.
         """
-        version = self.history.version
-        charts_due = version != self._charted and time.monotonic() - self._charted_at >= CHART_INTERVAL
-        if version == self._drawn and not charts_due and not force:
+        version, events, now = self.history.version, self.history.events, time.monotonic()
+        steps_due = version != self._drawn and now - self._drawn_at >= STEP_INTERVAL
+        charts_due = version != self._charted and now - self._charted_at >= CHART_INTERVAL
+        if not (force or steps_due or charts_due or events != self._events_seen):
             return
         snap = self.history.snapshot()
         if force or charts_due or snap.lr_scale != self._charted_scale:
             for chart in self.charts:
                 chart.show(snap)
-            self._charted, self._charted_at, self._charted_scale = snap.version, time.monotonic(), snap.lr_scale
-        self._drawn = snap.version
+            self._charted, self._charted_at, self._charted_scale = snap.version, now, snap.lr_scale
+        self._drawn, self._drawn_at, self._events_seen = snap.version, now, events
         for redraw in self.redraws:
             redraw(snap)
         self.header.show(snap, fallback_name=self.source.run_dir.name, watching=self.watching,
@@ -296,7 +301,7 @@ def _device_note(trainer: Trainer) -> Callable[[], str]:
 
 
 def live_app(cfg: Config, run: RunDir, dataset: Dataset, preset: str, resume_from: Path | None,
-             *, refresh_hz: float = REFRESH_HZ) -> Dashboard:
+             *, tick_hz: float = TICK_HZ) -> Dashboard:
     """Build the trainer first, so a config or data error is raised before any screen opens."""
     history = History()
     jsonl = JsonlSink(run.metrics)
@@ -307,11 +312,11 @@ def live_app(cfg: Config, run: RunDir, dataset: Dataset, preset: str, resume_fro
         raise
     if resume_from is not None:
         load(run.metrics, history)
-    return Dashboard(LiveSource(trainer, [jsonl]), history, refresh_hz=refresh_hz, device_note=_device_note(trainer))
+    return Dashboard(LiveSource(trainer, [jsonl]), history, tick_hz=tick_hz, device_note=_device_note(trainer))
 
 
-def watch_app(run: RunDir, *, refresh_hz: float = REFRESH_HZ, interval: float = 0.25) -> Dashboard:
-    return Dashboard(WatchSource(run, interval), History(), refresh_hz=refresh_hz)
+def watch_app(run: RunDir, *, tick_hz: float = TICK_HZ, interval: float = 0.25) -> Dashboard:
+    return Dashboard(WatchSource(run, interval), History(), tick_hz=tick_hz)
 
 
 def _farewell(app: Dashboard, console: Console) -> None:
