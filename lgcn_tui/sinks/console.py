@@ -75,10 +75,10 @@ class ConsoleSink:
         if self.run_task is None or self.epoch_task is None:
             return
         done_in_epoch = event.step + 1 - event.epoch * self.steps_per_epoch
+        if done_in_epoch == 1:
+            self.progress.reset(self.epoch_task, total=self.steps_per_epoch, info="")
         self.progress.update(self.run_task, completed=event.step + 1, info=f"epoch {event.epoch + 1}/{self.epochs}")
         self.progress.update(self.epoch_task, completed=done_in_epoch, info=f"loss {event.loss:.4f}")
-        if done_in_epoch == self.steps_per_epoch:
-            self.progress.reset(self.epoch_task, total=self.steps_per_epoch, info="")
 
     def flush(self) -> None:
         return None
