@@ -62,7 +62,7 @@ def rank_metrics(
         users = users_all[start : start + chunk]
         scores = score(users).float()
         rows, cols = _rows_of(known_b, known_i, users)
-        scores[rows, cols.to(scores.device)] = -torch.inf
+        scores[rows.to(scores.device), cols.to(scores.device)] = -torch.inf
         top = torch.topk(scores, kmax, dim=1).indices.cpu()
         hits = contains(held_keys, users[:, None] * n_items + top).double()
         size = n_held[users].double()
