@@ -61,7 +61,8 @@ class _Propagate(torch.autograd.Function):
     @staticmethod
     def forward(ctx, ego: torch.Tensor, adj: Adjacency, rows: torch.Tensor, layers: int, combine: str) -> torch.Tensor:  # type: ignore[override]
         sliced, transposed = row_slice(adj.matrix, rows)
-        h = ego.float()
+        # Detached so embedding_bag takes its forward-only kernel: the gradient is ours, below.
+        h = ego.detach().float()
         total = h[rows].clone() if combine == "mean" else None
         for _ in range(layers - 1):
             h = spmm(adj.matrix, h)
