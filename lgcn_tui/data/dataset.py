@@ -42,13 +42,6 @@ class Dataset:
             "test": int(len(self.test)),
         }
 
-    def items_by_user(self, split: str) -> list[np.ndarray]:
-        """Sorted item indices of each user in ``split`` (empty arrays for users without)."""
-        pairs = getattr(self, split)
-        order = np.lexsort((pairs[:, 1], pairs[:, 0]))
-        pairs = pairs[order]
-        bounds = np.searchsorted(pairs[:, 0], np.arange(self.n_users + 1))
-        return [pairs[bounds[u] : bounds[u + 1], 1] for u in range(self.n_users)]
 
 
 _INT = re.compile(r"-?[0-9]+")

@@ -79,11 +79,16 @@ def build_model(cfg: Config, dataset: Dataset, device: torch.device) -> tuple[Ad
     return adj, model
 
 
+def known_items(dataset: Dataset, split: str) -> np.ndarray:
+    """Pairs masked when ranking ``split``: training items, and for ``test`` validation items too."""
+    return dataset.train if split == "valid" else np.concatenate([dataset.train, dataset.valid])
+
+
 def evaluate_split(model: LightGCN, adj: Adjacency, dataset: Dataset, split: str, ks: list[int],
                    chunk: int, should_stop=lambda: False) -> dict[str, float] | None:
     """Full-ranking metrics on ``valid`` (train masked) or ``test`` (train and valid masked)."""
     users, items = model.final_embeddings(adj)
-    known = dataset.train if split == "valid" else np.concatenate([dataset.train, dataset.valid])
+    known = known_items(dataset, split)
     items_t = items.T.contiguous()
     # One score buffer for all chunks: a fresh 1024 × n_items tensor per chunk spends a third
     # of the evaluation faulting in new pages.
@@ -100,7 +105,7 @@ def evaluate_split(model: LightGCN, adj: Adjacency, dataset: Dataset, split: str
 def popularity_metrics(dataset: Dataset, split: str, ks: list[int], chunk: int) -> dict[str, float]:
     """The baseline every model must beat: rank items by training popularity for everyone."""
     counts = torch.from_numpy(np.bincount(dataset.train[:, 1], minlength=dataset.n_items)).float()
-    known = dataset.train if split == "valid" else np.concatenate([dataset.train, dataset.valid])
+    known = known_items(dataset, split)
     result = rank_metrics(lambda u: counts.expand(len(u), -1).clone(), dataset.n_users, dataset.n_items,
                           known, getattr(dataset, split), ks, chunk)
     assert result is not None
