@@ -187,12 +187,15 @@ def step_section(dim: int, data: Path, out_dir: str, repeats: dict[str, int], da
                         cfg.optim.user_lr)
     trainer._step(users[:bs], pos[:bs], neg[:bs])  # warm-up (allocations, optimizer state)
     counter = {"ours": 1}
+    faults: list[int] = []
 
     def ours(_r: int) -> None:
         s = counter["ours"]
         counter["ours"] += 1
         sl = slice(s * bs, (s + 1) * bs)
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         trainer._step(users[sl], pos[sl], neg[sl])
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 
     cands = {
         "ours": ours,
@@ -210,6 +213,8 @@ def step_section(dim: int, data: Path, out_dir: str, repeats: dict[str, int], da
     lines.append(f"    ours {ms(r['ours'])} (all {', '.join(ms(v) for v in times['ours'])}); "
                  f"floor {ms(r['floor'])}; the same products via torch.sparse.mm {ms(r['floor_sparse_mm'])}; "
                  f"textbook {ms(r['textbook'])} (of which Python sampler {ms(r['textbook_sampler'])})")
+    lines.append(f"    page faults per step of ours (median): {med([float(f) for f in faults]):,.0f} "
+                 f"({med([float(f) for f in faults]) * resource.getpagesize() / 2**20:,.1f} MiB faulted in)")
     lines.append(f"    vectorised sampler: {ms(sample_epoch)} per epoch = {ms(r['sampler_per_step'])} per step "
                  "(drawn once per epoch, outside the step)")
     del trainer, textbook

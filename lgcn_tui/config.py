@@ -44,6 +44,7 @@ class DataConfig:
     valid_into_train: bool = False
     pretrained: str = ""
     pretrained_dim: int = 768
+    id_map: str = ""
     normalize: bool = True
     pca_dim: int = 0
     synthetic_users: int = 1500
@@ -122,10 +123,10 @@ class Config:
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "run.device": ("auto", "cpu", "cuda"),
-    "data.format": ("synthetic", "lightgcn", "recbole", "csv"),
+    "data.format": ("synthetic", "lightgcn", "recbole", "csv", "amazon2023"),
     "data.split": ("loo", "ratio"),
     "graph.norm": ("symmetric", "mean"),
-    "graph.backend": ("torch",),
+    "graph.backend": ("torch", "dgl", "dgl-sequential"),
     "model.combine": ("mean", "last"),
     "model.item_init": ("pretrained", "xavier"),
     "model.item_mode": ("frozen", "learnable", "residual"),
@@ -291,3 +292,6 @@ def validate(cfg: Config) -> None:
                         "with model.item_init = 'xavier' only 'learnable' makes sense")
     if cfg.data.format != "synthetic" and not cfg.data.path:
         raise UserError(f"data.format = {cfg.data.format!r} needs data.path (a file or directory)")
+    if cfg.data.id_map and cfg.data.format != "amazon2023":
+        raise UserError(f"data.id_map = {cfg.data.id_map!r} is only read with data.format = 'amazon2023' "
+                        f"(this config has {cfg.data.format!r}); remove it or change the format")

@@ -57,19 +57,34 @@ def test_forward_and_backward_match_dense_autograd(norm: str, layers: int, combi
     ego = torch.randn(16, 5, generator=gen, dtype=torch.float32)
     rows = torch.tensor([0, 3, 9, 12, 15])
     weights = torch.randn(len(rows), 5, generator=gen, dtype=torch.float32)
+    weights0 = torch.randn(len(rows), 5, generator=gen, dtype=torch.float32)
 
     mine = ego.clone().requires_grad_(True)
-    out = propagate_rows(adj, mine, rows, layers, combine)
-    (out * weights).sum().backward()
+    out, out0 = propagate_rows(adj, mine, rows, layers, combine)
+    ((out * weights).sum() + (out0 * weights0).sum()).backward()
 
     theirs = ego.clone().requires_grad_(True)
     expected = dense_propagation(ref, theirs, layers, combine)[rows]
-    (expected * weights).sum().backward()
+    ((expected * weights).sum() + (theirs[rows] * weights0).sum()).backward()
 
     assert torch.allclose(out, expected, atol=1e-5)
+    assert torch.equal(out0, ego[rows])
     assert torch.allclose(mine.grad, theirs.grad, atol=1e-5)
     full = propagate_all(adj, ego, layers, combine)
     assert torch.allclose(full, dense_propagation(ref, ego, layers, combine), atol=1e-5)
+
+
+@pytest.mark.parametrize("layers", [0, 2])
+def test_gradient_through_the_layer0_rows_alone(layers: int) -> None:
+    train = random_graph(3)
+    adj = build_adjacency(train, 9, 7, "symmetric")
+    ego = torch.randn(16, 4, generator=torch.Generator().manual_seed(2)).requires_grad_(True)
+    rows = torch.tensor([2, 11])
+    _, out0 = propagate_rows(adj, ego, rows, layers, "mean")
+    out0.sum().backward()
+    expected = torch.zeros(16, 4)
+    expected[rows] = 1.0
+    assert torch.equal(ego.grad, expected)
 
 
 def test_row_slice_is_the_rows_and_their_transpose() -> None:

@@ -9,7 +9,9 @@ forward and K-1 backward, plus products over the batch's rows only.
 
 Products run as ``F.embedding_bag`` (a weighted sum of rows per CSR row) over the CSR
 arrays of Â: the same arithmetic as ``torch.sparse.mm``, measured about 3× faster on CPU
-because it skips the zero-filled output and index conversions of the sparse path.
+because it skips the zero-filled output and index conversions of the sparse path. Row
+gathers use ``index_select``/``index_add_``, several times faster on CPU than advanced
+indexing with a tensor index.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from .adjacency import Adjacency, csr_tensor
+from .segments import segments
 
 
 def spmm(matrix: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -28,72 +31,77 @@ def spmm(matrix: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def _csr(counts: torch.Tensor, cols: torch.Tensor, vals: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-    crow = torch.zeros(shape[0] + 1, dtype=torch.int64, device=cols.device)
+    crow = torch.zeros(shape[0] + 1, dtype=torch.int32, device=cols.device)
     torch.cumsum(counts, 0, out=crow[1:])
-    return csr_tensor(crow.to(torch.int32), cols.to(torch.int32), vals, shape)
+    return csr_tensor(crow, cols, vals, shape)
 
 
 def row_slice(matrix: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(S, Sᵀ)`` for ``S = matrix[rows, :]``, both CSR, built in time proportional to their nnz."""
-    crow = matrix.crow_indices().long()
-    starts = crow[rows]
-    lengths = crow[rows + 1] - starts
-    total = int(lengths.sum())
-    offsets = torch.cumsum(lengths, 0) - lengths
-    index = torch.repeat_interleave(starts - offsets, lengths) + torch.arange(total, device=rows.device)
-    cols = matrix.col_indices().long()[index]
-    vals = matrix.values()[index]
+    """``(S, Sᵀ)`` for ``S = matrix[rows, :]``, both CSR, built in time proportional to their nnz.
+
+    The transpose groups the slice's entries by column with a stable sort of int32 keys
+    (about 2.5× faster than int64 keys on CPU).
+    """
+    crow = matrix.crow_indices()
+    starts = crow.index_select(0, rows).long()
+    lengths = crow.index_select(0, rows + 1).long() - starts
+    owner, index = segments(starts, lengths)
+    cols = matrix.col_indices().index_select(0, index)
+    vals = matrix.values().index_select(0, index)
     n_rows, n_cols = len(rows), matrix.shape[1]
     sliced = _csr(lengths, cols, vals, (n_rows, n_cols))
-    row_of = torch.repeat_interleave(torch.arange(n_rows, device=rows.device), lengths)
     order = torch.argsort(cols, stable=True)
     counts = torch.bincount(cols, minlength=n_cols)
-    transposed = _csr(counts, row_of[order], vals[order], (n_cols, n_rows))
+    transposed = _csr(counts, owner.index_select(0, order), vals.index_select(0, order), (n_cols, n_rows))
     return sliced, transposed
 
 
 class _Propagate(torch.autograd.Function):
-    """Forward: the LightGCN output at ``rows``. Backward, in Horner form from the last layer:
-    ``t = Sᵀ g``, then per layer ``t[rows] += g; t = Âᵀ t``, finally ``t[rows] += g`` (g scaled
-    by 1/(K+1) under layer averaging; only the first step under ``last``).
+    """Forward: the LightGCN output at ``rows`` and the layer-0 vectors there (for the L2
+    penalty, so its gradient joins ours without a full-size zero tensor).
+
+    Backward, in Horner form from the last layer: ``t = Sᵀ g``, then per layer
+    ``t[rows] += g; t = Âᵀ t``, finally ``t[rows] += g + g0`` (g scaled by 1/(K+1) under
+    layer averaging and added only in the first step under ``last``; g0 the layer-0 rows' gradient).
     """
 
     @staticmethod
-    def forward(ctx, ego: torch.Tensor, adj: Adjacency, rows: torch.Tensor, layers: int, combine: str) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, ego: torch.Tensor, adj: Adjacency, rows: torch.Tensor, layers: int, combine: str):  # type: ignore[override]
         sliced, transposed = row_slice(adj.matrix, rows)
         # Detached so embedding_bag takes its forward-only kernel: the gradient is ours, below.
         h = ego.detach().float()
-        total = h[rows].clone() if combine == "mean" else None
+        ego_rows = h.index_select(0, rows)
+        total = ego_rows.clone() if combine == "mean" else None
         for _ in range(layers - 1):
             h = spmm(adj.matrix, h)
             if total is not None:
-                total += h[rows]
+                total += h.index_select(0, rows)
         last = spmm(sliced, h)
         ctx.adj, ctx.transposed, ctx.layers, ctx.combine = adj, transposed, layers, combine
         ctx.save_for_backward(rows)
-        if total is None:
-            return last
-        return (total + last) / (layers + 1)
+        out = last if total is None else total.add_(last).div_(layers + 1)
+        return out, ego_rows
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+    def backward(ctx, grad: torch.Tensor, grad_ego: torch.Tensor):  # type: ignore[override]
         (rows,) = ctx.saved_tensors
         mean = ctx.combine == "mean"
         g = grad.float() / (ctx.layers + 1) if mean else grad.float()
         t = spmm(ctx.transposed, g)
         for _ in range(ctx.layers - 1):
             if mean:
-                t[rows] += g
+                t.index_add_(0, rows, g)
             t = spmm(ctx.adj.transpose, t)
-        if mean:
-            t[rows] += g
+        t.index_add_(0, rows, g + grad_ego.float() if mean else grad_ego.float())
         return t, None, None, None, None
 
 
-def propagate_rows(adj: Adjacency, ego: torch.Tensor, rows: torch.Tensor, layers: int, combine: str) -> torch.Tensor:
-    """LightGCN output at node indices ``rows`` (unique), differentiable w.r.t. ``ego``."""
+def propagate_rows(adj: Adjacency, ego: torch.Tensor, rows: torch.Tensor, layers: int,
+                   combine: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """LightGCN output and layer-0 vectors at node indices ``rows`` (unique), differentiable w.r.t. ``ego``."""
     if layers == 0:
-        return ego[rows]
+        ego_rows = ego.index_select(0, rows)
+        return ego_rows, ego_rows
     with torch.autocast(device_type=ego.device.type, enabled=False):
         return _Propagate.apply(ego, adj, rows, layers, combine)
 

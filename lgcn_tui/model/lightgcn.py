@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..graph.adjacency import Adjacency
-from ..graph.propagate import propagate_all, propagate_rows
+from ..graph.backend import Backend, TorchBackend
 
 
 class LightGCN(nn.Module):
@@ -30,8 +30,11 @@ class LightGCN(nn.Module):
         combine: str,
         item_mode: str,
         pretrained: torch.Tensor | None,
+        backend: Backend | None = None,
     ) -> None:
         super().__init__()
+        # Parameter-free, so not a submodule: checkpoints are the same whichever backend ran.
+        self.backend: Backend = backend if backend is not None else TorchBackend()
         if pretrained is not None:
             dim = pretrained.shape[1]
         self.n_users, self.n_items, self.dim = n_users, n_items, dim
@@ -74,17 +77,16 @@ class LightGCN(nn.Module):
         Propagation runs once over the union of the batch's nodes, so a node that is both a
         positive and a negative is computed once.
         """
-        ego = self.ego()
         nodes = torch.cat([users, items + self.n_users])
         unique, inverse = torch.unique(nodes, return_inverse=True)
-        final = propagate_rows(adj, ego, unique, self.layers, self.combine)[inverse]
-        ego_rows = ego[nodes]
+        final, ego_rows = self.backend.rows(adj, self.ego(), unique, self.layers, self.combine)
+        final, ego_rows = final.index_select(0, inverse), ego_rows.index_select(0, inverse)
         n = len(users)
         return final[:n], final[n:], ego_rows[:n], ego_rows[n:]
 
     @torch.no_grad()
     def final_embeddings(self, adj: Adjacency) -> tuple[torch.Tensor, torch.Tensor]:
-        out = propagate_all(adj, self.ego(), self.layers, self.combine)
+        out = self.backend.all(adj, self.ego(), self.layers, self.combine)
         return out[: self.n_users], out[self.n_users :]
 
 

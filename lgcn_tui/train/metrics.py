@@ -13,6 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from ..graph.segments import segments
 from .sampler import contains, sorted_keys
 
 
@@ -21,16 +22,6 @@ def _csr_index(pairs: np.ndarray, n_users: int) -> tuple[torch.Tensor, torch.Ten
     items = torch.from_numpy(np.ascontiguousarray(pairs[order, 1]))
     bounds = torch.from_numpy(np.searchsorted(pairs[order, 0], np.arange(n_users + 1)))
     return bounds, items
-
-
-def _rows_of(bounds: torch.Tensor, items: torch.Tensor, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(local row, item) for every stored item of ``users``."""
-    starts, ends = bounds[users], bounds[users + 1]
-    counts = ends - starts
-    local = torch.repeat_interleave(torch.arange(len(users)), counts)
-    offsets = torch.cumsum(counts, 0) - counts
-    idx = torch.repeat_interleave(starts - offsets, counts) + torch.arange(int(counts.sum()))
-    return local, items[idx]
 
 
 def rank_metrics(
@@ -61,8 +52,10 @@ def rank_metrics(
             return None
         users = users_all[start : start + chunk]
         scores = score(users).float()
-        rows, cols = _rows_of(known_b, known_i, users)
-        scores[rows.to(scores.device), cols.to(scores.device)] = -torch.inf
+        starts = known_b.index_select(0, users)
+        rows, index = segments(starts, known_b.index_select(0, users + 1) - starts)
+        masked = (rows.long().to(scores.device), known_i.index_select(0, index).to(scores.device))
+        scores.index_put_(masked, torch.tensor(-torch.inf, device=scores.device))
         top = torch.topk(scores, kmax, dim=1).indices.cpu()
         hits = contains(held_keys, users[:, None] * n_items + top).double()
         size = n_held[users].double()
