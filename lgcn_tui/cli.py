@@ -15,10 +15,11 @@ import numpy as np
 import torch
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import config as cfgmod
-from . import data, presets, rundir
+from . import data, presets, retrieval, rundir
 from .errors import UserError
 from .train import checkpoint as ckpt
 from .train import commands as cmd
@@ -33,7 +34,8 @@ err_console = Console(stderr=True)
 
 
 def _fail(exc: UserError) -> None:
-    err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+    # Escaped: messages quote user input and install hints like lgcn-tui[faiss], not markup.
+    err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False)
     raise typer.Exit(2)
 
 
@@ -157,10 +159,19 @@ def eval_(
 def export(
     run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
     checkpoint: Annotated[str, typer.Option(help=CHECKPOINT_HELP)] = "best",
+    faiss_: Annotated[bool, typer.Option("--faiss", help="Also build a Faiss inner-product index over the item "
+                                         "vectors and report its Recall@20 against exact ranking.")] = False,
+    index: Annotated[Optional[str], typer.Option(help="With --faiss: flat, ivf or hnsw (default by catalogue "
+                                                 "size: flat up to 100k items, hnsw up to 2M, ivf beyond).")] = None,
 ) -> None:
     """Write final user/item embeddings (.npy) and the raw id of each row to RUN_DIR/export."""
     try:
+        if index is not None and not faiss_:
+            raise UserError(f"--index {index} chooses the Faiss index; add --faiss to build one")
+        if faiss_:
+            retrieval.require_faiss()
         run, cfg, dataset, adj, model, path = _load_run(run_dir, checkpoint)
+        kind = retrieval.choose_index(index, dataset.n_items) if faiss_ else None
     except UserError as exc:
         _fail(exc)
     users, items = model.final_embeddings(adj)
@@ -175,6 +186,64 @@ def export(
     (out / "export.json").write_text(json.dumps({"checkpoint": str(path), "layers": cfg.model.layers,
                                                  "combine": cfg.model.combine, "dim": model.dim}, indent=1))
     console.print(f"exported {dataset.n_users} users and {dataset.n_items} items ({model.dim}-d) from {path} to {out}")
+    if kind is not None:
+        try:
+            report = retrieval.export_index(users, items, dataset, kind, out, cfg.eval.chunk_users)
+        except UserError as exc:
+            _fail(exc)
+        retrieval.print_index_report(report, console)
+
+
+@app.command()
+def recommend(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    user: Annotated[str, typer.Option("--user", "-u", help="Raw user id, as in the data.")],
+    k: Annotated[int, typer.Option("--k", "-k", help="How many items.")] = 20,
+    checkpoint: Annotated[str, typer.Option(help=CHECKPOINT_HELP)] = "best",
+    items: Annotated[Optional[Path], typer.Option(help="Item file with titles (RecBole .item, TSV/CSV with a "
+                                                  "header, or .jsonl); default: the file the run's .sent_emb was "
+                                                  "embedded from, else the *.item beside the data.")] = None,
+) -> None:
+    """Print a user's top-k items (training items excluded), with titles when an item file is known."""
+    try:
+        if k < 1:
+            raise UserError(f"-k {k} must be at least 1")
+        run, cfg, dataset, adj, model, path = _load_run(run_dir, checkpoint)
+        row = retrieval.user_index(dataset, user, f"{run.path}")
+        users, item_vecs = model.final_embeddings(adj)
+        recs = retrieval.recommend(users, item_vecs, dataset, row, k)
+        title_file = items if items is not None else retrieval.find_item_file(cfg)
+        titles = retrieval.read_titles(title_file) if title_file is not None else {}
+    except UserError as exc:
+        _fail(exc)
+    excluded = int((dataset.train[:, 0] == row).sum())
+    retrieval.print_recommendations(recs, user, excluded, titles, title_file, path, console)
+
+
+@app.command()
+def ablate(
+    preset: Annotated[Optional[str], typer.Option("--preset", "-p", help="Preset name or .toml path (default demo).")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override a key in every mode (repeatable).")] = None,
+    modes: Annotated[Optional[list[str]], typer.Option(help="Modes to run, comma separated or repeated: frozen, "
+                                                       "learnable, residual, random (default all).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Ablation directory (default RUN.OUT_DIR/ablate-RUN.NAME); "
+                                                "running again on it resumes.")] = None,
+    report: Annotated[Optional[Path], typer.Option(help="Only rebuild the table, results.md/.csv and plot of "
+                                                   "this ablation directory.")] = None,
+) -> None:
+    """Train one preset and seed with frozen, learnable, residual and random items; compare them in one table."""
+    from . import ablation
+
+    try:
+        if report is not None:
+            if preset or set_ or modes or out:
+                raise UserError("--report only re-reads an ablation directory; drop --preset, --set, --modes and --out")
+            code = ablation.write_report(report, console)
+        else:
+            code = ablation.run_ablation(preset or "demo", set_ or [], ablation.parse_modes(modes or []), out, console)
+    except UserError as exc:
+        _fail(exc)
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -214,3 +283,33 @@ def watch(
     except UserError as exc:
         _fail(exc)
     raise typer.Exit(code)
+
+
+@app.command()
+def embed(
+    items_file: Annotated[Path, typer.Argument(help="Item text: RecBole .item, .csv/.tsv/.jsonl with an id column, "
+                                               "or Amazon 2023 metadata (meta_*.jsonl[.gz]).")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Local sentence-transformers model directory.")],
+    fields: Annotated[str, typer.Option("--fields", "-f", help="Text fields to join, comma separated, "
+                                        "e.g. title,categories.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output .sent_emb (raw float32) or .npy; "
+                                      "the sidecar is OUT.json.")],
+    id_field: Annotated[Optional[str], typer.Option(help="Item id column (default: item_id, parent_asin, "
+                                                    "asin or item).")] = None,
+    id_map: Annotated[Optional[Path], typer.Option(help="A .data_maps JSON: row i is the item whose "
+                                                   "item2id is i.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Texts per encoder batch.")] = 128,
+    device: Annotated[str, typer.Option(help="auto (CUDA when available), cpu or cuda.")] = "auto",
+    normalize: Annotated[bool, typer.Option(help="L2-normalise each vector before writing.")] = False,
+) -> None:
+    """Encode item text into a .sent_emb (row 0 zero padding, row i = item i) plus a JSON sidecar."""
+    from .embed import EmbedRequest, embed_items, print_summary
+
+    names = [f.strip() for f in fields.split(",") if f.strip()]
+    request = EmbedRequest(items=items_file, model=model, fields=names, out=out, id_field=id_field, id_map=id_map,
+                           batch_size=batch_size, device=device, normalize=normalize)
+    try:
+        summary = embed_items(request, console)
+    except UserError as exc:
+        _fail(exc)
+    print_summary(summary, items_file, console)

@@ -60,15 +60,21 @@ class RunDir:
         return cfg
 
 
-def create(cfg: cfgmod.Config, preset: str) -> RunDir:
-    """A fresh folder ``out_dir/name-YYYYmmdd-HHMMSS`` (suffixed if that exists)."""
-    base = Path(cfg.run.out_dir) / f"{cfg.run.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    path, n = base, 1
-    while path.exists():
-        n += 1
-        path = base.with_name(f"{base.name}-{n}")
+def create(cfg: cfgmod.Config, preset: str, path: Path | None = None) -> RunDir:
+    """A fresh folder ``out_dir/name-YYYYmmdd-HHMMSS`` (suffixed if that exists).
+
+    ``path`` names the folder instead, for callers that need a fixed place (an ablation
+    keeps each mode at ``ABLATION_DIR/MODE`` so re-running it finds them); it may already
+    exist, and its config.toml and run.json are then rewritten.
+    """
+    if path is None:
+        base = Path(cfg.run.out_dir) / f"{cfg.run.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        path, n = base, 1
+        while path.exists():
+            n += 1
+            path = base.with_name(f"{base.name}-{n}")
     try:
-        (path / "checkpoints").mkdir(parents=True)
+        (path / "checkpoints").mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create run directory {path} (run.out_dir = {cfg.run.out_dir!r}): {exc.strerror}") from exc
     run = RunDir(path)

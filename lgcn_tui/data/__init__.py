@@ -8,6 +8,7 @@ import numpy as np
 
 from ..config import Config, expand_path
 from ..errors import UserError
+from .amazon import read_amazon2023
 from .dataset import Dataset
 from .pretrained import load_pretrained, prepare_pretrained
 from .readers import read_csv, read_lightgcn, read_recbole
@@ -25,11 +26,14 @@ def load(cfg: Config) -> Dataset:
             dataset = read_lightgcn(path)
         elif data.format == "recbole":
             dataset = read_recbole(path, data.split, data.split_ratios, cfg.run.seed)
+        elif data.format == "amazon2023":
+            id_map = Path(expand_path(data.id_map, "data.id_map")) if data.id_map else None
+            dataset = read_amazon2023(path, id_map, data.split, data.split_ratios, cfg.run.seed)
         else:
             dataset = read_csv(path, data.split, data.split_ratios, cfg.run.seed)
         if data.pretrained:
             source = Path(expand_path(data.pretrained, "data.pretrained"))
-            dataset.pretrained = load_pretrained(source, data.pretrained_dim, dataset.item_ids)
+            dataset.pretrained = load_pretrained(source, data.pretrained_dim, dataset.item_ids, dataset.item_rows)
     if data.valid_into_train and len(dataset.valid):
         dataset.train = np.unique(np.concatenate([dataset.train, dataset.valid]), axis=0)
         dataset.valid = dataset.valid[:0]

@@ -20,6 +20,8 @@ class Dataset:
     ``user_ids[u]`` / ``item_ids[i]`` give the raw id (as a string) of each index, so
     exported embeddings and pretrained rows can be matched back to the user's own ids.
     ``pretrained`` is ``None`` or an ``(n_items, d)`` float32 array aligned to item index.
+    ``item_rows[i]`` is item ``i``'s row in pretrained files when an id map assigns rows (an
+    Amazon 2023 ``.data_maps``); ``None`` means the raw item id is the row.
     """
 
     name: str
@@ -32,6 +34,7 @@ class Dataset:
     item_ids: list[str]
     pretrained: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
+    item_rows: np.ndarray | None = None
 
     def stats(self) -> dict[str, int]:
         return {

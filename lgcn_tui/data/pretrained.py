@@ -17,21 +17,35 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from .sidecar import read_sidecar, sidecar_rows
 
 COMMON_DIMS = (384, 512, 768, 1024, 1536, 64, 128, 256, 300, 2048, 3072, 4096)
 _INTEGER = re.compile(r"-?[0-9]+")
 
 
-def load_pretrained(path: Path, dim: int, item_ids: list[str]) -> np.ndarray:
+def load_pretrained(
+    path: Path, dim: int, item_ids: list[str], item_rows: np.ndarray | None = None
+) -> np.ndarray:
     """Rows of ``path`` for each dataset item, as an ``(len(item_ids), d)`` float32 array.
 
     ``.npy`` files carry their own shape, so ``dim`` only applies to raw files. The file is
     memory-mapped: only the rows the dataset uses are read, which matters for catalogue-wide
-    embedding files much larger than the dataset.
+    embedding files much larger than the dataset. ``item_rows`` gives each item's row id when the
+    raw ids are not row ids themselves (an id map such as an Amazon 2023 ``.data_maps``
+    ``item2id``). When ``lgcn-tui embed`` left a sidecar (``X.sent_emb.json``), its width and
+    the item of every row used are checked against ``dim`` and ``item_ids``, and its item
+    count, not the dataset's largest id, fixes the row layout.
     """
-    ids = _integer_ids(path, item_ids)
-    largest = int(ids.max()) if ids.size else 0
-    matrix = _open_npy(path) if path.suffix.lower() == ".npy" else _open_raw(path, dim, largest)
+    card = read_sidecar(path)
+    is_npy = path.suffix.lower() == ".npy"
+    if card is not None:
+        via = "by data.id_map" if item_rows is not None else "by its integer id"
+        ids = sidecar_rows(path, card, None if is_npy else dim, item_ids, item_rows, via)
+        largest = card.n_items
+    else:
+        ids = _integer_ids(path, item_ids) if item_rows is None else np.asarray(item_rows, dtype=np.int64)
+        largest = int(ids.max()) if ids.size else 0
+    matrix = _open_npy(path) if is_npy else _open_raw(path, dim, largest)
     rows = matrix.shape[0]
     if rows == largest + 1:
         index = ids
@@ -93,7 +107,8 @@ def _integer_ids(path: Path, item_ids: list[str]) -> np.ndarray:
         if not _INTEGER.fullmatch(value) or int(value) < 1:
             raise UserError(f"{path}: item id {value!r} cannot be matched to a row; pretrained "
                             "vectors need integer item ids 1..M (M = the largest item id), "
-                            "as in the file's row layout")
+                            "as in the file's row layout, an id map (data.id_map, e.g. an Amazon "
+                            "2023 .data_maps) or a sidecar from `lgcn-tui embed`")
     return np.array([int(v) for v in item_ids], dtype=np.int64)
 
 

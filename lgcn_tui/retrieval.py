@@ -1,0 +1,371 @@
+"""Using a trained run: a Faiss index over its item vectors, and the top items for one user.
+
+A LightGCN score is the inner product of the final (propagated) user and item vectors —
+what training and evaluation rank by — so an exact inner-product index reproduces the
+evaluation's ranking, and an approximate one (IVF, HNSW) can be measured against it.
+
+An index knows nothing of what a user has already seen, while evaluation masks those
+items (training items; for the test split validation items too). Retrieving K + c
+neighbours, where c is at least the number of items user u has seen, and then dropping
+the seen ones gives exactly the masked top K whenever the index itself is exact. Users
+are searched in groups by c rounded up to a power of two, so a few heavy users do not
+make every query fetch hundreds of neighbours.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from .config import Config, expand_path
+from .data.dataset import Dataset
+from .data.sidecar import read_sidecar
+from .errors import UserError
+from .train.sampler import contains, sorted_keys
+from .train.trainer import known_items
+
+INDEX_KINDS = ("flat", "ivf", "hnsw")
+FAISS_HINT = "pip install 'lgcn-tui[faiss]'"
+FLAT_UP_TO = 100_000
+HNSW_UP_TO = 2_000_000
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH_MIN = 64
+ID_COLUMNS = ("item_id", "item", "parent_asin", "asin", "id")
+TITLE_COLUMNS = ("title", "name")
+
+
+# ----- Faiss ------------------------------------------------------------------------------
+def require_faiss() -> ModuleType:
+    """faiss is an optional extra: import it only when asked for, and say how to get it."""
+    try:
+        import faiss
+    except ImportError as exc:
+        raise UserError(f"--faiss needs the faiss library, which is not installed; {FAISS_HINT}") from exc
+    return faiss
+
+
+def choose_index(kind: str | None, n_items: int) -> str:
+    """The index to build: the one asked for, or by catalogue size.
+
+    Exact search over up to 100k items costs a few milliseconds per query batch, so the
+    flat index is the default there; HNSW up to 2M items (fast queries, no training);
+    IVF beyond, where HNSW's graph takes long to build.
+    """
+    if kind is not None:
+        if kind not in INDEX_KINDS:
+            raise UserError(f"--index {kind!r} is not valid; choose one of: {', '.join(INDEX_KINDS)}")
+        return kind
+    return "flat" if n_items <= FLAT_UP_TO else "hnsw" if n_items <= HNSW_UP_TO else "ivf"
+
+
+def build_index(faiss: ModuleType, items: np.ndarray, kind: str) -> tuple[Any, dict[str, int]]:
+    """An inner-product index of ``kind`` over ``items`` and the parameters it was built with.
+
+    IVF: 4·√n lists (at most n/39, faiss's minimum training points per list), an eighth of
+    them probed. HNSW: M = 32 links, efConstruction 80; efSearch is set per query size.
+    """
+    n, dim = items.shape
+    if kind == "flat":
+        index, params = faiss.IndexFlatIP(dim), {}
+    elif kind == "ivf":
+        nlist = max(1, min(int(4 * math.sqrt(n)), n // 39))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        index.train(items)
+        index.nprobe = max(1, math.ceil(nlist / 8))
+        params = {"nlist": nlist, "nprobe": index.nprobe}
+    else:
+        index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        params = {"M": HNSW_M, "efConstruction": HNSW_EF_CONSTRUCTION, "efSearch_min": HNSW_EF_SEARCH_MIN}
+    index.add(items)
+    return index, params
+
+
+def _search(index: Any, kind: str, queries: np.ndarray, k: int) -> np.ndarray:
+    if kind == "hnsw":
+        index.hnsw.efSearch = max(HNSW_EF_SEARCH_MIN, k)  # HNSW returns at most efSearch results
+    return index.search(queries, k)[1]
+
+
+# ----- masked top-k -----------------------------------------------------------------------
+def _by_user(pairs: np.ndarray, n_users: int) -> tuple[np.ndarray, np.ndarray]:
+    """CSR view of ``(user, item)`` pairs: row bounds and the items in user order."""
+    order = np.argsort(pairs[:, 0], kind="stable")
+    return np.searchsorted(pairs[order, 0], np.arange(n_users + 1)), pairs[order, 1]
+
+
+def exact_topk(users_emb: torch.Tensor, items_emb: torch.Tensor, users: np.ndarray, known: np.ndarray, k: int,
+               chunk: int) -> np.ndarray:
+    """Top-k items by inner product with ``known`` pairs masked, ranked as evaluation ranks them.
+
+    Rows are padded with -1 where fewer than k items are left unmasked.
+    """
+    n_items = items_emb.shape[0]
+    bounds, items = _by_user(known, users_emb.shape[0])
+    out = np.full((len(users), k), -1, dtype=np.int64)
+    for start in range(0, len(users), chunk):
+        u = users[start : start + chunk]
+        scores = users_emb[torch.from_numpy(u)] @ items_emb.T
+        counts = bounds[u + 1] - bounds[u]
+        rows = np.repeat(np.arange(len(u)), counts)
+        idx = np.repeat(bounds[u] - (np.cumsum(counts) - counts), counts) + np.arange(counts.sum())
+        scores[torch.from_numpy(rows), torch.from_numpy(items[idx])] = -torch.inf
+        values, top = torch.topk(scores, min(k, n_items), dim=1)
+        top[torch.isinf(values)] = -1
+        out[start : start + chunk, : top.shape[1]] = top.numpy()
+    return out
+
+
+def masked_search(search: Any, users_emb: np.ndarray, users: np.ndarray, known: np.ndarray, n_items: int,
+                  k: int) -> np.ndarray:
+    """Top-k of an index for each user with its ``known`` items dropped (see the module docstring).
+
+    ``search(queries, n)`` returns an ``(len(queries), n)`` array of item ids, -1 where the
+    index found fewer. Rows are padded with -1 where fewer than k unknown items came back.
+    """
+    seen = np.bincount(known[:, 0], minlength=len(users_emb))[users]
+    extra = np.where(seen > 0, 2 ** np.ceil(np.log2(np.maximum(seen, 1))).astype(np.int64), 0)
+    keys = sorted_keys(known, n_items)
+    out = np.full((len(users), k), -1, dtype=np.int64)
+    for e in np.unique(extra):
+        sel = np.nonzero(extra == e)[0]
+        found = search(np.ascontiguousarray(users_emb[users[sel]]), int(min(k + e, n_items)))
+        query = torch.from_numpy(users[sel, None] * n_items + np.maximum(found, 0))
+        keep = (found >= 0) & ~contains(keys, query).numpy()
+        order = np.argsort(~keep, axis=1, kind="stable")[:, :k]
+        picked = np.take_along_axis(found, order, 1)
+        picked[~np.take_along_axis(keep, order, 1)] = -1
+        out[sel, : picked.shape[1]] = picked
+    return out
+
+
+def recall(lists: np.ndarray, users: np.ndarray, held_out: np.ndarray, n_items: int) -> float:
+    """Mean over ``users`` of (held-out items in the list) / (held-out items), as evaluation defines Recall@K."""
+    hits = contains(sorted_keys(held_out, n_items), torch.from_numpy(users[:, None] * n_items + lists)).numpy()
+    hits &= lists >= 0
+    sizes = np.bincount(held_out[:, 0], minlength=int(users.max()) + 1)[users]
+    return float(np.mean(hits.sum(1) / sizes))
+
+
+def overlap(found: np.ndarray, exact: np.ndarray, n_items: int) -> float:
+    """Mean share of each user's exact top-k that the index also returned (the usual ANN recall)."""
+    rows = np.arange(len(exact))[:, None]
+    valid = exact >= 0
+    keys = torch.sort(torch.from_numpy((rows * n_items + exact)[valid])).values
+    hits = contains(keys, torch.from_numpy(rows * n_items + found)).numpy() & (found >= 0)
+    return float(np.mean(hits.sum(1) / np.maximum(valid.sum(1), 1)))
+
+
+# ----- export --faiss ---------------------------------------------------------------------
+@dataclass
+class IndexReport:
+    kind: str
+    params: dict[str, int]
+    file: str
+    split: str
+    k: int
+    users: int
+    exact_recall: float
+    ann_recall: float
+    overlap: float
+    build_seconds: float
+    search_seconds: float
+    exact_seconds: float
+
+
+def export_index(users_emb: torch.Tensor, items_emb: torch.Tensor, dataset: Dataset, kind: str, out: Path,
+                 chunk: int, k: int = 20) -> IndexReport:
+    """Build and save the index, then measure its masked Recall@k against exact full ranking.
+
+    The measurement runs on the test split (validation if there is no test split) with the
+    same masking as ``lgcn-tui eval``, so ``exact_recall`` equals evaluation's Recall@k.
+    """
+    faiss = require_faiss()
+    split = "test" if len(dataset.test) else "valid"
+    held_out = getattr(dataset, split)
+    if not len(held_out):
+        raise UserError(f"dataset {dataset.name!r} has neither test nor valid interactions to measure the index on")
+    users_np = np.ascontiguousarray(users_emb.cpu().numpy(), dtype=np.float32)
+    items_np = np.ascontiguousarray(items_emb.cpu().numpy(), dtype=np.float32)
+    started = time.perf_counter()
+    index, params = build_index(faiss, items_np, kind)
+    built = time.perf_counter() - started
+    file = out / f"items-{kind}.faiss"
+    faiss.write_index(index, str(file))
+    users = np.unique(held_out[:, 0])
+    known = known_items(dataset, split)
+    started = time.perf_counter()
+    found = masked_search(lambda q, n: _search(index, kind, q, n), users_np, users, known, dataset.n_items, k)
+    searched = time.perf_counter() - started
+    started = time.perf_counter()
+    exact = exact_topk(users_emb.cpu().float(), items_emb.cpu().float(), users, known, k, chunk)
+    exact_s = time.perf_counter() - started
+    report = IndexReport(kind=kind, params=params, file=str(file), split=split, k=k, users=len(users),
+                         exact_recall=recall(exact, users, held_out, dataset.n_items),
+                         ann_recall=recall(found, users, held_out, dataset.n_items),
+                         overlap=overlap(found, exact, dataset.n_items), build_seconds=built,
+                         search_seconds=searched, exact_seconds=exact_s)
+    file.with_suffix(".json").write_text(json.dumps(
+        {**asdict(report), "metric": "inner product", "vectors": "item_emb.npy (final item vectors)",
+         "ids": "row r of the index is item_ids.json[r]"}, indent=1))
+    return report
+
+
+def print_index_report(report: IndexReport, console: Console) -> None:
+    k = report.k
+    table = Table("", "exact (full ranking)", f"index ({report.kind})",
+                  title=f"{report.split} split, {report.users} users, seen items masked")
+    table.add_row(f"Recall@{k}", f"{report.exact_recall:.4f}", f"{report.ann_recall:.4f}")
+    table.add_row(f"share of exact top-{k} found", "1", f"{report.overlap:.4f}")
+    table.add_row("search s (all users)", f"{report.exact_seconds:.2f}", f"{report.search_seconds:.2f}")
+    table.add_row("build s", "—", f"{report.build_seconds:.2f}")
+    console.print(table)
+    params = ", ".join(f"{k}={v}" for k, v in report.params.items())
+    console.print(f"index: {report.file}{f' ({params})' if params else ''}; details in "
+                  f"{Path(report.file).with_suffix('.json')}")
+
+
+# ----- recommend --------------------------------------------------------------------------
+@dataclass
+class Recommendation:
+    item_id: str
+    score: float
+    held_out: str
+
+
+def user_index(dataset: Dataset, user_id: str, source: str) -> int:
+    """The row of a raw user id; an unknown id is refused with examples and where to find all of them."""
+    try:
+        return dataset.user_ids.index(user_id)
+    except ValueError:
+        examples = ", ".join(dataset.user_ids[:5])
+        raise UserError(f"--user {user_id!r} is not a user of this run ({source}: {dataset.n_users} users with "
+                        f"training items, e.g. {examples}); ids are the raw user ids of the data, and "
+                        "`lgcn-tui export RUN_DIR` writes all of them to RUN_DIR/export/user_ids.json") from None
+
+
+def recommend(users_emb: torch.Tensor, items_emb: torch.Tensor, dataset: Dataset, user: int,
+              k: int) -> list[Recommendation]:
+    """The user's top-k items by score with its training items excluded, best first.
+
+    Items the user holds in the validation or test split are marked, so a run can be
+    eyeballed on its own held-out data.
+    """
+    top = exact_topk(users_emb.cpu().float(), items_emb.cpu().float(), np.array([user]), dataset.train, k,
+                     chunk=1)[0]
+    top = top[top >= 0]
+    scores = (items_emb.cpu().float()[torch.from_numpy(top)] @ users_emb.cpu().float()[user]).tolist()
+    held: dict[int, str] = {}
+    for split in ("valid", "test"):
+        pairs = getattr(dataset, split)
+        held.update((int(i), split) for i in pairs[pairs[:, 0] == user, 1])
+    return [Recommendation(dataset.item_ids[i], score, held.get(i, "")) for i, score in zip(top.tolist(), scores)]
+
+
+def find_item_file(cfg: Config) -> Path | None:
+    """The item file of a run's data, when one can be found without asking.
+
+    First the file its pretrained vectors were embedded from (the ``source`` that
+    ``lgcn-tui embed`` records in the ``.sent_emb.json`` sidecar), then the item file beside
+    the data: ``STEM.item`` next to a data file, or the only ``*.item`` in its folder.
+    """
+    if cfg.data.pretrained:
+        card = read_sidecar(Path(expand_path(cfg.data.pretrained, "data.pretrained")))
+        if card is not None and card.source and Path(card.source).is_file():
+            return Path(card.source)
+    if cfg.data.format == "synthetic" or not cfg.data.path:
+        return None
+    path = Path(expand_path(cfg.data.path, "data.path"))
+    if path.is_file() and path.with_suffix(".item").is_file():
+        return path.with_suffix(".item")
+    folder = path if path.is_dir() else path.parent
+    found = sorted(folder.glob("*.item")) if folder.is_dir() else []
+    return found[0] if len(found) == 1 else None
+
+
+def _pick(header: list[str], wanted: tuple[str, ...], contains_ok: bool) -> int | None:
+    names = [h.split(":")[0].strip().lower() for h in header]
+    for want in wanted:
+        if want in names:
+            return names.index(want)
+    if contains_ok:
+        return next((i for i, n in enumerate(names) for want in wanted if want in n), None)
+    return None
+
+
+def read_titles(path: Path) -> dict[str, str]:
+    """Raw item id → title from an item file.
+
+    Accepted: a RecBole ``.item`` file or any TSV/CSV with a header (``.csv`` is comma
+    separated, anything else tab separated; RecBole's ``:type`` suffixes are ignored),
+    or JSON lines (``.jsonl``, as Amazon metadata comes); each may be gzipped (``.gz``),
+    as ``lgcn-tui embed`` accepts them. The id column is the first of
+    item_id, item, parent_asin, asin, id; the title column is ``title`` or ``name`` (or
+    a column whose name contains one, like RecBole's ``movie_title``).
+    """
+    gzipped = path.suffix == ".gz"
+    suffix = Path(path.stem).suffix if gzipped else path.suffix
+    try:
+        raw = gzip.decompress(path.read_bytes()) if gzipped else path.read_bytes()
+        text = raw.decode("utf-8")
+    except (OSError, EOFError) as exc:
+        raise UserError(f"cannot read item file {path}: {getattr(exc, 'strerror', None) or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise UserError(f"item file {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    if suffix == ".jsonl":
+        return _titles_jsonl(path, text)
+    delimiter = "," if suffix == ".csv" else "\t"
+    reader = csv.reader(text.splitlines(), delimiter=delimiter,
+                        quoting=csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE)
+    header = next(reader, [])
+    id_col = _pick(header, ID_COLUMNS, contains_ok=False)
+    title_col = _pick(header, TITLE_COLUMNS, contains_ok=True)
+    if id_col is None or title_col is None:
+        raise UserError(f"{path}:1: header {header!r} needs an id column ({', '.join(ID_COLUMNS)}) and a title "
+                        f"column ({', '.join(TITLE_COLUMNS)}, or a name containing one); "
+                        f"fields are separated by {delimiter!r}")
+    return {row[id_col]: row[title_col] for row in reader if len(row) > max(id_col, title_col)}
+
+
+def _titles_jsonl(path: Path, text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{path}:{number}: not a JSON object ({exc.msg})") from exc
+        key = next((k for k in ID_COLUMNS if k in record), None)
+        if key is None:
+            raise UserError(f"{path}:{number}: no id key; expected one of {', '.join(ID_COLUMNS)}")
+        out[str(record[key])] = str(record.get("title") or record.get("name") or "")
+    return out
+
+
+def print_recommendations(recs: list[Recommendation], user_id: str, excluded: int, titles: dict[str, str],
+                          title_file: Path | None, checkpoint: Path, console: Console) -> None:
+    table = Table("#", "item", "score", *(["title"] if titles else []), "held out",
+                  title=f"top {len(recs)} for user {user_id} ({excluded} training items excluded)")
+    for rank, r in enumerate(recs, start=1):
+        table.add_row(str(rank), r.item_id, f"{r.score:.4f}", *([titles.get(r.item_id, "")] if titles else []),
+                      r.held_out)
+    console.print(table)
+    console.print(f"scores from {checkpoint}" + (f"; titles from {title_file}" if title_file else ""))
+    if title_file is not None and not any(r.item_id in titles for r in recs):
+        sample = ", ".join(list(titles)[:3])
+        console.print(f"[yellow]none of these item ids appear in {title_file} (its ids look like {sample}); "
+                      "pass the matching file with --items[/]")

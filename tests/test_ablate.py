@@ -1,0 +1,168 @@
+"""`lgcn-tui ablate` as a user runs it: one run per mode, a table that is each run's own metrics, resumable."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from lgcn_tui import ablation
+from lgcn_tui.errors import UserError
+from lgcn_tui.sinks.jsonl import read_events
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--set", "data.synthetic_users=100", "--set", "data.synthetic_items=80", "--set", "data.synthetic_per_user=10",
+        "--set", "optim.batch_size=128", "--set", "eval.sim_pairs=300"]
+MODE_KEYS = {"frozen": ("pretrained", "frozen"), "learnable": ("pretrained", "learnable"),
+             "residual": ("pretrained", "residual"), "random": ("xavier", "learnable")}
+
+
+# One thread: the runs are tiny, and two threads on a busy shared machine are several times slower.
+ENV = {**os.environ, "COLUMNS": "200", "OMP_NUM_THREADS": "1"}
+
+
+def lgcn(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lgcn_tui", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env=ENV, check=False)
+
+
+def ablate_args(out: Path, epochs: int, *extra: str) -> list[str]:
+    return ["ablate", "--preset", "demo", *TINY, "--set", f"run.epochs={epochs}", "--out", str(out), *extra]
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
+    out = tmp_path_factory.mktemp("ablation") / "demo"
+    done = lgcn(*ablate_args(out, 3))
+    assert done.returncode == 0, done.stdout + done.stderr
+    return out, done
+
+
+def expected_row(run: Path) -> dict[str, Any]:
+    """The best evaluation of a run, found from its files alone: the first maximum of the best metric."""
+    cfg = tomllib.loads((run / "config.toml").read_text())
+    split, metric = cfg["eval"]["best_metric"].split("/")
+    events = read_events(run / "metrics.jsonl")
+    evals = [e for e in events if e["event"] == "eval" and e["model"] == "lightgcn"]
+    chosen = max((e for e in evals if e["split"] == split), key=lambda e: e["metrics"][metric])
+    first = next(e for e in evals if e["split"] == split and e["metrics"][metric] == chosen["metrics"][metric])
+    at = {e["split"]: e["metrics"] for e in evals if e["step"] == first["step"]}
+    retention = next(e["retention"] for e in events if e["event"] == "diagnostics" and e["step"] == first["step"])
+    return {"epoch": first["epoch"], "valid": at["valid"], "test": at["test"], "retention": retention,
+            "seconds": sum(e["seconds"] for e in events if e["event"] == "epoch_end")}
+
+
+def test_one_run_per_mode_and_the_table_is_each_runs_own_metrics(finished) -> None:
+    out, done = finished
+    rows = {r["mode"]: r for r in csv.DictReader(io.StringIO((out / "results.csv").read_text()))}
+    markdown = {line.split("|")[1].strip(): [c.strip() for c in line.strip().strip("|").split("|")]
+                for line in (out / "results.md").read_text().splitlines() if line.startswith("| ")}
+    assert set(rows) == {*MODE_KEYS, "popularity"}
+    for mode, (init, item_mode) in MODE_KEYS.items():
+        run = out / mode
+        cfg = tomllib.loads((run / "config.toml").read_text())
+        assert (cfg["model"]["item_init"], cfg["model"]["item_mode"]) == (init, item_mode)
+        assert (run / "checkpoints" / "best.pt").is_file()
+        assert [e for e in read_events(run / "metrics.jsonl") if e["event"] == "state"][-1]["state"] == "done"
+
+        want = expected_row(run)
+        row = rows[mode]
+        assert int(row["best_epoch"]) == want["epoch"]
+        assert float(row["retention"]) == want["retention"]
+        assert float(row["train_seconds"]) == pytest.approx(want["seconds"])
+        for split in ("valid", "test"):
+            for key in ("recall@10", "recall@20", "ndcg@20", "ndcg@50"):
+                assert float(row[f"{split}_{key}"]) == want[split][key], (mode, split, key)
+        shown = [f"{want[s][m]:.4f}" for s in ("valid", "test") for m in ("recall@20", "ndcg@20")]
+        assert markdown[mode][1:6] == [*shown, str(want["epoch"])]
+        console_line = next(line for line in done.stdout.splitlines() if line.startswith(f"│ {mode} "))
+        assert [c.strip() for c in console_line.strip("│").split("│")][1:6] == [*shown, str(want["epoch"])]
+    popularity = {e["split"]: e["metrics"] for e in read_events(out / "random" / "metrics.jsonl")
+                  if e["event"] == "eval" and e["model"] == "popularity"}
+    assert float(rows["popularity"]["test_recall@20"]) == popularity["test"]["recall@20"]
+    assert "best.pt, by valid/recall@20" in done.stdout
+    assert (out / "recall.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def overrides(epochs: int) -> list[str]:
+    return [*TINY[1::2], f"run.epochs={epochs}"]
+
+
+def test_running_the_same_command_again_skips_finished_modes(finished) -> None:
+    out, _ = finished
+    before = {m: hashlib.sha256((out / m / "metrics.jsonl").read_bytes()).hexdigest() for m in MODE_KEYS}
+    printed = io.StringIO()
+    code = ablation.run_ablation("demo", overrides(3), list(MODE_KEYS), out, Console(file=printed, width=200))
+    assert code == 0, printed.getvalue()
+    assert printed.getvalue().count("finished earlier") == 4
+    assert {m: hashlib.sha256((out / m / "metrics.jsonl").read_bytes()).hexdigest() for m in MODE_KEYS} == before
+
+
+def test_other_settings_on_the_same_directory_are_refused(finished) -> None:
+    out, _ = finished
+    console = Console(file=io.StringIO())
+    with pytest.raises(UserError, match=r"run\.epochs: 3 -> 4.*--out"):
+        ablation.run_ablation("demo", overrides(4), list(MODE_KEYS), out, console)
+    with pytest.raises(UserError, match="--modes"):
+        ablation.run_ablation("demo", [*overrides(3), "model.item_mode=frozen"], ["random"], out, console)
+    with pytest.raises(UserError, match="unknown mode.*bogus.*frozen, learnable, residual, random"):
+        ablation.parse_modes(["frozen,bogus"])
+
+
+def test_report_is_rebuilt_from_the_directory_and_the_plot_is_optional(finished, monkeypatch) -> None:
+    out, _ = finished
+    table = (out / "results.csv").read_text()
+    for name in ("results.csv", "results.md", "recall.png"):
+        (out / name).unlink()
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    printed = io.StringIO()
+    assert ablation.write_report(out, Console(file=printed, width=200)) == 0
+    assert (out / "results.csv").read_text() == table
+    assert "pip install 'lgcn-tui[plot]'" in printed.getvalue()
+    assert not (out / "recall.png").exists() and "recall.png" not in (out / "results.md").read_text()
+
+
+def test_ctrl_c_keeps_finished_modes_and_the_same_command_resumes(tmp_path: Path) -> None:
+    out = tmp_path / "abl"
+    args = ablate_args(out, 8, "--modes", "frozen,learnable")
+    proc = subprocess.Popen([sys.executable, "-m", "lgcn_tui", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=ENV)
+    second = out / "learnable" / "metrics.jsonl"
+    try:
+        deadline = time.monotonic() + 240
+        while not (second.exists() and sum(e["event"] == "step" for e in read_events(second)) >= 5):
+            assert time.monotonic() < deadline and proc.poll() is None, "learnable never started"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, output
+    assert list((out / "learnable" / "checkpoints").glob("*-stop.pt"))
+    frozen = (out / "frozen" / "metrics.jsonl").read_bytes()
+
+    resumed = lgcn(*args)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "frozen finished earlier" in resumed.stdout and "resuming demo-learnable" in resumed.stdout
+    assert (out / "frozen" / "metrics.jsonl").read_bytes() == frozen
+    events = read_events(second)
+    steps = [e["step"] for e in events if e["event"] == "step"]
+    assert steps == list(range(8 * events[0]["steps_per_epoch"]))
+    assert events[-1]["state"] == "done"
+    assert not (out / "residual").exists()
