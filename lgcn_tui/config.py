@@ -33,6 +33,7 @@ class RunConfig:
     device: str = "auto"
     epochs: int = 20
     amp: bool = True
+    threads: int = 0
 
 
 @dataclass
@@ -140,7 +141,7 @@ POSITIVE = {
     "data.synthetic_dim", "optim.user_lr", "optim.item_lr",
 }
 NON_NEGATIVE = {
-    "model.layers", "optim.weight_decay", "optim.warmup_epochs", "optim.min_lr",
+    "run.threads", "model.layers", "optim.weight_decay", "optim.warmup_epochs", "optim.min_lr",
     "optim.clip_norm", "optim.item_start_epoch", "optim.reg", "eval.patience",
     "eval.sim_pairs", "data.pca_dim", "data.synthetic_noise", "data.synthetic_mislabeled", "model.alpha_decay",
 }

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from lgcn_tui import data, rundir
+from lgcn_tui.errors import UserError
 from lgcn_tui.sinks.jsonl import JsonlSink, read_events
 from lgcn_tui.train import checkpoint as ckpt
 from lgcn_tui.train import commands as cmd
@@ -263,3 +264,21 @@ def test_gradients_are_clipped_to_the_max_norm_before_the_step(tiny_config) -> N
     before = [(s.grad_user ** 2 + s.grad_item ** 2) ** 0.5 for s in recorder.of(ev.StepMetrics)]
     assert min(before) > 0.001  # the recorded norms are the unclipped ones
     assert max(seen) == pytest.approx(0.001, rel=1e-3)
+
+
+def test_run_threads_sets_torch_threads_and_shows_in_the_device_label(tiny_config) -> None:
+    before = torch.get_num_threads()
+    try:
+        wanted = before + 1  # never torch's default, so the test sees the key take effect
+        trainer, recorder, jsonl, _ = start(tiny_config(f"run.threads={wanted}", "run.epochs=1"))
+        trainer.run()
+        jsonl.close()
+        assert torch.get_num_threads() == wanted
+        assert recorder.of(ev.RunStarted)[0].device == f"cpu ({wanted} threads)"
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_run_threads_must_not_be_negative(tiny_config) -> None:
+    with pytest.raises(UserError, match="run.threads"):
+        tiny_config("run.threads=-1")
