@@ -112,7 +112,9 @@ class Textbook:
         self.user = torch.nn.Parameter(user.detach().clone())
         self.item = torch.nn.Parameter(item.detach().clone())
         self.opt = torch.optim.Adam([self.user, self.item], lr=lr)
-        self.all_pos = dataset.items_by_user("train")
+        train = dataset.train[np.argsort(dataset.train[:, 0], kind="stable")]
+        ends = np.cumsum(np.bincount(train[:, 0], minlength=dataset.n_users))
+        self.all_pos = np.split(train[:, 1], ends[:-1])
         self.pos_sets = [set(a.tolist()) for a in self.all_pos]
         self.n_users, self.n_items, self.layers, self.reg = dataset.n_users, dataset.n_items, layers, reg
         self.rng = np.random.RandomState(seed)

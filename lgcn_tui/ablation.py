@@ -6,7 +6,7 @@ help, and should the text vectors then be fine-tuned? — on the user's own data
     frozen     text vectors as they are            (model.item_mode = frozen)
     learnable  text vectors, fine-tuned            (model.item_mode = learnable)
     residual   α·text + (1 − α)·learned            (model.item_mode = residual)
-    random     Xavier items, no text               (model.item_init = xavier)
+    random     Xavier items, no text               (model.item_init = xavier, same width)
 
 The ablation directory holds one ordinary run directory per mode, so each can be
 watched, resumed, evaluated and exported like any other run::
@@ -87,11 +87,27 @@ def plan(preset: str, overrides: list[str], modes: list[str], out: Path | None) 
         cfg = cfgmod.resolve(base_toml, str(path), overrides)
         for key, value in MODES[mode].items():
             cfgmod.apply(cfg, key, value, f"ablation mode {mode}")
+        if mode == "random":
+            cfg.model.dim = text_dim(base)
         cfg.run.out_dir = str(where)
         cfg.run.name = f"{base.run.name}-{mode}"
         cfgmod.validate(cfg)
         configs[mode] = cfg
     return where, configs
+
+
+def text_dim(cfg: cfgmod.Config) -> int:
+    """The width of the item vectors in the text modes, which ``random`` must match.
+
+    The text modes take their width from the vectors (``data.pca_dim`` when set), not from
+    ``model.dim``; a random control of another width would compare capacity as well as text.
+    """
+    data = cfg.data
+    if data.pca_dim:
+        return data.pca_dim
+    if data.format == "synthetic":
+        return data.synthetic_dim
+    return data.pretrained_dim if data.pretrained else cfg.model.dim
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from lgcn_tui import ablation
+from lgcn_tui import ablation, data
 from lgcn_tui.errors import UserError
 from lgcn_tui.sinks.jsonl import read_events
 
@@ -166,3 +166,12 @@ def test_ctrl_c_keeps_finished_modes_and_the_same_command_resumes(tmp_path: Path
     assert steps == list(range(8 * events[0]["steps_per_epoch"]))
     assert events[-1]["state"] == "done"
     assert not (out / "residual").exists()
+
+
+@pytest.mark.parametrize(("extra", "width"), [(["data.synthetic_dim=24"], 24),
+                                              (["data.synthetic_dim=24", "data.pca_dim=8"], 8)])
+def test_random_items_get_the_width_of_the_text_vectors(tmp_path: Path, extra: list[str], width: int) -> None:
+    _, configs = ablation.plan("demo", ["model.dim=64", *extra], ["learnable", "random"], tmp_path / "abl")
+    assert configs["random"].model.dim == width
+    learnable = data.load(configs["learnable"])
+    assert learnable.pretrained is not None and learnable.pretrained.shape[1] == width
