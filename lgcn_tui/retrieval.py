@@ -14,8 +14,6 @@ make every query fetch hundreds of neighbours.
 
 from __future__ import annotations
 
-import csv
-import gzip
 import json
 import math
 import time
@@ -32,6 +30,7 @@ from rich.table import Table
 from .config import Config, expand_path
 from .data.dataset import Dataset
 from .data.sidecar import read_sidecar
+from .embed.text import MissingField, read_item_texts
 from .errors import UserError
 from .train.sampler import contains, sorted_keys
 from .train.trainer import known_items
@@ -43,8 +42,7 @@ HNSW_UP_TO = 2_000_000
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH_MIN = 64
-ID_COLUMNS = ("item_id", "item", "parent_asin", "asin", "id")
-TITLE_COLUMNS = ("title", "name")
+TITLE_FIELDS = ("title", "movie_title", "name")
 
 
 # ----- Faiss ------------------------------------------------------------------------------
@@ -296,64 +294,19 @@ def find_item_file(cfg: Config) -> Path | None:
     return found[0] if len(found) == 1 else None
 
 
-def _pick(header: list[str], wanted: tuple[str, ...], contains_ok: bool) -> int | None:
-    names = [h.split(":")[0].strip().lower() for h in header]
-    for want in wanted:
-        if want in names:
-            return names.index(want)
-    if contains_ok:
-        return next((i for i, n in enumerate(names) for want in wanted if want in n), None)
-    return None
-
-
 def read_titles(path: Path) -> dict[str, str]:
-    """Raw item id → title from an item file.
-
-    Accepted: a RecBole ``.item`` file or any TSV/CSV with a header (``.csv`` is comma
-    separated, anything else tab separated; RecBole's ``:type`` suffixes are ignored),
-    or JSON lines (``.jsonl``, as Amazon metadata comes); each may be gzipped (``.gz``),
-    as ``lgcn-tui embed`` accepts them. The id column is the first of
-    item_id, item, parent_asin, asin, id; the title column is ``title`` or ``name`` (or
-    a column whose name contains one, like RecBole's ``movie_title``).
-    """
-    gzipped = path.suffix == ".gz"
-    suffix = Path(path.stem).suffix if gzipped else path.suffix
-    try:
-        raw = gzip.decompress(path.read_bytes()) if gzipped else path.read_bytes()
-        text = raw.decode("utf-8")
-    except (OSError, EOFError) as exc:
-        raise UserError(f"cannot read item file {path}: {getattr(exc, 'strerror', None) or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise UserError(f"item file {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
-    if suffix == ".jsonl":
-        return _titles_jsonl(path, text)
-    delimiter = "," if suffix == ".csv" else "\t"
-    reader = csv.reader(text.splitlines(), delimiter=delimiter,
-                        quoting=csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE)
-    header = next(reader, [])
-    id_col = _pick(header, ID_COLUMNS, contains_ok=False)
-    title_col = _pick(header, TITLE_COLUMNS, contains_ok=True)
-    if id_col is None or title_col is None:
-        raise UserError(f"{path}:1: header {header!r} needs an id column ({', '.join(ID_COLUMNS)}) and a title "
-                        f"column ({', '.join(TITLE_COLUMNS)}, or a name containing one); "
-                        f"fields are separated by {delimiter!r}")
-    return {row[id_col]: row[title_col] for row in reader if len(row) > max(id_col, title_col)}
-
-
-def _titles_jsonl(path: Path, text: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
+    """Raw item id → title from an item file, read as ``lgcn-tui embed`` reads it (RecBole
+    ``.item``, CSV/TSV with a header, JSON lines, each optionally gzipped); the title is the
+    first of the fields title, movie_title, name that the file has."""
+    missing: list[str] = []
+    for field in TITLE_FIELDS:
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{path}:{number}: not a JSON object ({exc.msg})") from exc
-        key = next((k for k in ID_COLUMNS if k in record), None)
-        if key is None:
-            raise UserError(f"{path}:{number}: no id key; expected one of {', '.join(ID_COLUMNS)}")
-        out[str(record[key])] = str(record.get("title") or record.get("name") or "")
-    return out
+            items = read_item_texts(path, [field])
+        except MissingField as exc:
+            missing.append(str(exc))
+            continue
+        return dict(zip(items.ids, items.texts))
+    raise UserError(f"{path}: no title field ({', '.join(TITLE_FIELDS)}); {missing[0]}")
 
 
 def print_recommendations(recs: list[Recommendation], user_id: str, excluded: int, titles: dict[str, str],

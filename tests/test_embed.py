@@ -98,7 +98,7 @@ def test_csv_with_quoted_fields_and_an_id_column_by_name(tmp_path: Path) -> None
      "x.jsonl:2: not valid JSON"),
     ("x.jsonl", '{"item_id": "1", "title": "A"}\n', ["titel"], ("x.jsonl: no item has the field(s) titel; "
                                                                  "fields of the first item: item_id, title")),
-    ("x.jsonl", '{"sku": "1", "title": "A"}\n', ["title"], "x.jsonl:1: no item_id / parent_asin / asin / item key"),
+    ("x.jsonl", '{"sku": "1", "title": "A"}\n', ["title"], "x.jsonl:1: no item_id / parent_asin / asin / item / id key"),
     ("x.parquet", "", ["title"], "x.parquet: cannot tell the format from the name"),
 ])
 def test_item_file_mistakes_name_file_line_and_valid_choices(tmp_path: Path, name: str, text: str,

@@ -163,8 +163,12 @@ def test_item_files_in_each_accepted_shape(tmp_path: Path) -> None:
     assert retrieval.read_titles(amazon) == {"B00X": "Lip balm", "B00Y": ""}
     wrong = tmp_path / "wrong.tsv"
     wrong.write_text("sku\tlabel\n1\tx\n")
-    with pytest.raises(UserError, match=r"wrong\.tsv:1: header \['sku', 'label'\] needs an id column"):
+    with pytest.raises(UserError, match=r"wrong\.tsv:1: no item_id or .* column for the item id; the header has sku, label"):
         retrieval.read_titles(wrong)
+    untitled = tmp_path / "untitled.tsv"
+    untitled.write_text("item_id\tbrand\n1\tx\n")
+    with pytest.raises(UserError, match=r"untitled\.tsv: no title field \(title, movie_title, name\).*header has item_id, brand"):
+        retrieval.read_titles(untitled)
 
 
 def test_the_item_file_beside_the_data_is_found(tmp_path: Path) -> None:

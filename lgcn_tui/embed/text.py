@@ -23,11 +23,15 @@ from pathlib import Path
 
 from ..errors import UserError
 
-ID_NAMES = ("item_id", "parent_asin", "asin", "item")
+ID_NAMES = ("item_id", "parent_asin", "asin", "item", "id")
 _TAG = re.compile(r"<!--.*?-->|</?[A-Za-z][^<>]*>", re.DOTALL)
 _SPACE = re.compile(r"\s+")
 _KINDS = {".item": "recbole", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl",
           ".ndjson": "jsonl"}
+
+
+class MissingField(UserError):
+    """A text field no item of the file has (the message lists the fields it does have)."""
 
 
 @dataclass
@@ -45,7 +49,7 @@ def read_item_texts(path: Path, fields: list[str], id_field: str | None = None) 
     """Read ``path`` (kind from its name: ``.item``, ``.csv``, ``.tsv``, ``.jsonl`` / ``.json``,
     each optionally ``.gz``) and join ``fields`` for each item.
 
-    The id column is ``id_field`` or the first of item_id, parent_asin, asin, item present.
+    The id column is ``id_field`` or the first of item_id, parent_asin, asin, item, id present.
     A field that no item has is refused with the fields that do exist: a typo would
     otherwise embed every item as a zero row.
     """
@@ -169,7 +173,7 @@ def _read_jsonl(path: Path, text: str, fields: list[str], id_field: str | None) 
         lines.append(number)
     missing = [f for f in fields if f not in seen]
     if missing:
-        raise UserError(f"{path}: no item has the field(s) {', '.join(missing)}; fields of the first "
+        raise MissingField(f"{path}: no item has the field(s) {', '.join(missing)}; fields of the first "
                         f"item: {', '.join(first) or 'none (the file is empty)'}")
     return _checked(ItemTexts(path, ids, texts, lines, fields))
 
@@ -185,7 +189,7 @@ def _pick_id(path: Path, names: list[str], header: list[str], id_field: str | No
 
 def _pick_field(path: Path, names: list[str], header: list[str], field: str) -> int:
     if field.lower() not in names:
-        raise UserError(f"{path}:1: no {field!r} column; the header has {', '.join(header)} "
+        raise MissingField(f"{path}:1: no {field!r} column; the header has {', '.join(header)} "
                         "(--fields takes these names, without the :type)")
     return names.index(field.lower())
 
