@@ -32,6 +32,7 @@ from .data.dataset import Dataset
 from .data.sidecar import read_sidecar
 from .embed.text import MissingField, read_item_texts
 from .errors import UserError
+from .train.metrics import known_index, mask_known
 from .train.sampler import contains, sorted_keys
 from .train.trainer import known_items
 
@@ -99,12 +100,6 @@ def _search(index: Any, kind: str, queries: np.ndarray, k: int) -> np.ndarray:
 
 
 # ----- masked top-k -----------------------------------------------------------------------
-def _by_user(pairs: np.ndarray, n_users: int) -> tuple[np.ndarray, np.ndarray]:
-    """CSR view of ``(user, item)`` pairs: row bounds and the items in user order."""
-    order = np.argsort(pairs[:, 0], kind="stable")
-    return np.searchsorted(pairs[order, 0], np.arange(n_users + 1)), pairs[order, 1]
-
-
 def exact_topk(users_emb: torch.Tensor, items_emb: torch.Tensor, users: np.ndarray, known: np.ndarray, k: int,
                chunk: int) -> np.ndarray:
     """Top-k items by inner product with ``known`` pairs masked, ranked as evaluation ranks them.
@@ -112,15 +107,12 @@ def exact_topk(users_emb: torch.Tensor, items_emb: torch.Tensor, users: np.ndarr
     Rows are padded with -1 where fewer than k items are left unmasked.
     """
     n_items = items_emb.shape[0]
-    bounds, items = _by_user(known, users_emb.shape[0])
+    known_pairs = known_index(known, users_emb.shape[0])
     out = np.full((len(users), k), -1, dtype=np.int64)
     for start in range(0, len(users), chunk):
-        u = users[start : start + chunk]
-        scores = users_emb[torch.from_numpy(u)] @ items_emb.T
-        counts = bounds[u + 1] - bounds[u]
-        rows = np.repeat(np.arange(len(u)), counts)
-        idx = np.repeat(bounds[u] - (np.cumsum(counts) - counts), counts) + np.arange(counts.sum())
-        scores[torch.from_numpy(rows), torch.from_numpy(items[idx])] = -torch.inf
+        u = torch.from_numpy(users[start : start + chunk])
+        scores = users_emb.index_select(0, u) @ items_emb.T
+        mask_known(scores, u, known_pairs)
         values, top = torch.topk(scores, min(k, n_items), dim=1)
         top[torch.isinf(values)] = -1
         out[start : start + chunk, : top.shape[1]] = top.numpy()

@@ -17,11 +17,21 @@ from ..graph.segments import segments
 from .sampler import contains, sorted_keys
 
 
-def _csr_index(pairs: np.ndarray, n_users: int) -> tuple[torch.Tensor, torch.Tensor]:
+def known_index(pairs: np.ndarray, n_users: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(bounds, items)``: ``(user, item)`` pairs grouped by user, user u's items at ``bounds[u]:bounds[u+1]``."""
     order = np.lexsort((pairs[:, 1], pairs[:, 0]))
     items = torch.from_numpy(np.ascontiguousarray(pairs[order, 1]))
     bounds = torch.from_numpy(np.searchsorted(pairs[order, 0], np.arange(n_users + 1)))
     return bounds, items
+
+
+def mask_known(scores: torch.Tensor, users: torch.Tensor, known: tuple[torch.Tensor, torch.Tensor]) -> None:
+    """Set ``scores[r, i]`` to -inf for every item i that ``users[r]`` is known to have (``known_index``)."""
+    bounds, items = known
+    starts = bounds.index_select(0, users)
+    rows, index = segments(starts, bounds.index_select(0, users + 1) - starts)
+    masked = (rows.long().to(scores.device), items.index_select(0, index).to(scores.device))
+    scores.index_put_(masked, torch.tensor(-torch.inf, device=scores.device))
 
 
 def rank_metrics(
@@ -40,7 +50,7 @@ def rank_metrics(
     are ``(n, 2)`` arrays of ``(user, item)``.
     """
     kmax = min(max(ks), n_items)
-    known_b, known_i = _csr_index(known, n_users)
+    known_pairs = known_index(known, n_users)
     held_keys = sorted_keys(held_out, n_items)
     n_held = torch.from_numpy(np.bincount(held_out[:, 0], minlength=n_users))
     users_all = torch.nonzero(n_held > 0).squeeze(1)
@@ -52,10 +62,7 @@ def rank_metrics(
             return None
         users = users_all[start : start + chunk]
         scores = score(users).float()
-        starts = known_b.index_select(0, users)
-        rows, index = segments(starts, known_b.index_select(0, users + 1) - starts)
-        masked = (rows.long().to(scores.device), known_i.index_select(0, index).to(scores.device))
-        scores.index_put_(masked, torch.tensor(-torch.inf, device=scores.device))
+        mask_known(scores, users, known_pairs)
         top = torch.topk(scores, kmax, dim=1).indices.cpu()
         hits = contains(held_keys, users[:, None] * n_items + top).double()
         size = n_held[users].double()
