@@ -157,69 +157,86 @@ class Textbook:
 
 
 # ----- the floor ---------------------------------------------------------------------------
-def floor_fn(A: torch.Tensor, sliced: torch.Tensor, transposed: torch.Tensor, x: torch.Tensor, gb: torch.Tensor,
-             mm: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Callable[[int], object]:
+def floor_fn(A: torch.Tensor, At: torch.Tensor, sliced: torch.Tensor, transposed: torch.Tensor, x: torch.Tensor,
+             gb: torch.Tensor, mm: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Callable[[int], object]:
     """The bare products of a 3-layer step: 2 full forward, 2 full backward, slice fwd + bwd."""
     def run(_r: int) -> None:
-        for _ in range(4):
-            mm(A, x)
+        mm(A, x)
+        mm(A, x)
         mm(sliced, x)
         mm(transposed, gb)
+        mm(At, x)
+        mm(At, x)
     return run
 
 
-# ----- the step ----------------------------------------------------------------------------
 # ----- sections ----------------------------------------------------------------------------
 def step_section(dim: int, data: Path, out_dir: str, repeats: dict[str, int], dataset, lines: list[str]) -> dict[str, float]:
-    cfg, _ = make_config(data, out_dir, dim, [])
-    trainer = Trainer(cfg, rundir.create(cfg, "bench"), dataset, [])
+    """Our step in locality order (the default) and in node order (``graph.reorder=false``),
+    each with its own floor, the textbook step, all alternated."""
+    trainers: dict[str, Trainer] = {}
+    for name, reorder in (("ours", "true"), ("node", "false")):
+        cfg, _ = make_config(data, out_dir, dim, [f"graph.reorder={reorder}"])
+        trainers[name] = Trainer(cfg, rundir.create(cfg, "bench"), dataset, [])
+    trainer = trainers["ours"]
     bs, nu = cfg.optim.batch_size, dataset.n_users
     g = torch.Generator().manual_seed(cfg.run.seed)
     t = time.perf_counter()
     users, pos, neg = trainer.sampler.epoch(g)
     sample_epoch = time.perf_counter() - t
-    A = trainer.adj.matrix
-    # the first batch's rows, for the floor's slice products
-    nodes = torch.cat([users[:bs], pos[:bs] + nu, neg[:bs] + nu])
-    rows = torch.unique(nodes)
-    sliced, transposed = prop.row_slice(A, rows)
-    x = torch.randn(A.shape[0], dim)
+    # the first batch's rows, for the floors' slice products
+    rows = torch.unique(torch.cat([users[:bs], pos[:bs] + nu, neg[:bs] + nu]))
+    x = torch.randn(trainer.adj.n_nodes, dim)
     gb = torch.randn(len(rows), dim)
-    textbook = Textbook(dataset, trainer.model.user, trainer.model.item, A, cfg.model.layers, cfg.optim.reg,
+    floors = {}
+    for name, tr in trainers.items():
+        at = rows if tr.adj.position is None else tr.adj.position[rows]
+        sliced, transposed = prop.row_slice(tr.adj.matrix, at)
+        floors[name] = (tr.adj.matrix, tr.adj.transpose, sliced, transposed, x, gb)
+    node = trainers["node"].model
+    textbook = Textbook(dataset, node.user, node.item, floors["node"][0], cfg.model.layers, cfg.optim.reg,
                         cfg.optim.user_lr)
-    trainer._step(users[:bs], pos[:bs], neg[:bs])  # warm-up (allocations, optimizer state)
-    counter = {"ours": 1}
+    for tr in trainers.values():
+        tr._step(users[:bs], pos[:bs], neg[:bs])  # warm-up (allocations, optimizer state)
+    counter = {name: 1 for name in trainers}
     faults: list[int] = []
 
-    def ours(_r: int) -> None:
-        s = counter["ours"]
-        counter["ours"] += 1
-        sl = slice(s * bs, (s + 1) * bs)
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        trainer._step(users[sl], pos[sl], neg[sl])
-        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    def step(name: str) -> Callable[[int], None]:
+        def run(_r: int) -> None:
+            s = counter[name]
+            counter[name] += 1
+            sl = slice(s * bs, (s + 1) * bs)
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            trainers[name]._step(users[sl], pos[sl], neg[sl])
+            if name == "ours":
+                faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+        return run
 
     cands = {
-        "ours": ours,
-        "floor": floor_fn(A, sliced, transposed, x, gb, prop.spmm),
-        "floor_sparse_mm": floor_fn(A, sliced, transposed, x, gb, torch.sparse.mm),
+        "ours": step("ours"),
+        "floor": floor_fn(*floors["ours"], prop.spmm),
+        "node": step("node"),
+        "floor_node": floor_fn(*floors["node"], prop.spmm),
+        "floor_sparse_mm": floor_fn(*floors["ours"], torch.sparse.mm),
         "textbook": lambda _r: textbook.step(bs),
     }
-    times = alternate(cands, repeats)
+    times = alternate(cands, {k: repeats.get(k, repeats["ours"]) for k in cands})
     r = {k: med(v) for k, v in times.items()}
     r["sampler_per_step"] = sample_epoch / trainer.steps_per_epoch
     r["textbook_sampler"] = med(textbook.sample_s)
     r["n"] = {k: len(v) for k, v in times.items()}  # type: ignore[assignment]
-    lines.append(f"  step {dim}-d: {len(rows)} unique nodes in the batch, slice nnz {sliced.values().numel():,}; "
-                 f"repeats {r['n']}; optimizer {type(trainer.optimizer).__name__}")
-    lines.append(f"    ours {ms(r['ours'])} (all {', '.join(ms(v) for v in times['ours'])}); "
-                 f"floor {ms(r['floor'])}; the same products via torch.sparse.mm {ms(r['floor_sparse_mm'])}; "
+    lines.append(f"  step {dim}-d: {len(rows)} unique nodes in the batch, slice nnz "
+                 f"{floors['ours'][2].values().numel():,}; repeats {r['n']}; "
+                 f"optimizer {type(trainer.optimizer).__name__}")
+    lines.append(f"    ours {ms(r['ours'])} (all {', '.join(ms(v) for v in times['ours'])}); floor {ms(r['floor'])}; "
+                 f"the same products via torch.sparse.mm {ms(r['floor_sparse_mm'])}")
+    lines.append(f"    node order (graph.reorder=false) {ms(r['node'])}, its floor {ms(r['floor_node'])}; "
                  f"textbook {ms(r['textbook'])} (of which Python sampler {ms(r['textbook_sampler'])})")
     lines.append(f"    page faults per step of ours (median): {med([float(f) for f in faults]):,.0f} "
                  f"({med([float(f) for f in faults]) * resource.getpagesize() / 2**20:,.1f} MiB faulted in)")
     lines.append(f"    vectorised sampler: {ms(sample_epoch)} per epoch = {ms(r['sampler_per_step'])} per step "
                  "(drawn once per epoch, outside the step)")
-    del trainer, textbook
+    del trainers, trainer, node, textbook
     gc.collect()
     return r
 
@@ -277,22 +294,14 @@ def epoch_section(data: Path, out_dir: str, dataset, stop_after: int | None):
     return trainer, cfg, source, epoch, how, clock, total
 
 
-def sparse_check(A: torch.Tensor, repeats: int) -> dict[str, float]:
-    """One 64-d product Â·X in several forms, alternated (the GUIDE's ~20 ms claim)."""
+def sparse_check(A: torch.Tensor, local: torch.Tensor, repeats: int) -> dict[str, float]:
+    """One 64-d product Â·X in several forms, alternated (the GUIDE's ~20 ms claim); ``A`` in
+    node order, ``local`` the same matrix in the locality order of ``graph.layout``."""
     n = A.shape[0]
     x = torch.randn(n, 64)
-    crow, col = A.crow_indices(), A.col_indices()
-    a64 = torch.sparse_csr_tensor(crow, col, A.values().double(), A.shape)
+    a64 = torch.sparse_csr_tensor(A.crow_indices(), A.col_indices(), A.values().double(), A.shape)
     x64 = x.double()
     coo = A.to_sparse_coo().coalesce()
-    deg = (crow[1:] - crow[:-1]).long()
-    perm = torch.argsort(deg, descending=True)
-    inv = torch.empty_like(perm)
-    inv[perm] = torch.arange(n)
-    idx = coo.indices()
-    reo = torch.sparse_coo_tensor(inv[idx], coo.values(), A.shape).coalesce().to_sparse_csr()
-    reo = torch.sparse_csr_tensor(reo.crow_indices().int(), reo.col_indices().int(), reo.values(), A.shape)
-    xr = x[perm].contiguous()
     threads = torch.get_num_threads()
 
     def one_thread(_r: int) -> None:
@@ -313,10 +322,10 @@ def sparse_check(A: torch.Tensor, repeats: int) -> dict[str, float]:
         f"CSR int32 fp32 ({threads} threads)": lambda _r: torch.sparse.mm(A, x),
         "CSR int32 fp32 (1 thread)": one_thread,
         "CSR int32 fp64": lambda _r: torch.sparse.mm(a64, x64),
-        "CSR, nodes reordered by degree": lambda _r: torch.sparse.mm(reo, xr),
         "COO fp32": lambda _r: torch.sparse.mm(coo, x),
         f"embedding_bag(per_sample_weights) ({threads} threads)": lambda _r: prop.spmm(A, x),
         "embedding_bag (1 thread)": eb_one_thread,
+        "embedding_bag, locality order (graph.layout)": lambda _r: prop.spmm(local, x),
     }
     for f in cands.values():  # warm-up
         f(0)
@@ -370,7 +379,8 @@ def bench(out_dir: str) -> int:
           flush=True)
 
     # the single-product check
-    sp = sparse_check(adj.matrix, rep["sparse"])
+    sp = sparse_check(build_adjacency(dataset.train, dataset.n_users, dataset.n_items, cfg.graph.norm,
+                                      reorder=False).matrix, adj.matrix, rep["sparse"])
     print("one 64-d product Â·X (median of %d, alternated):" % rep["sparse"])
     for k, v in sp.items():
         print(f"  {k:48s} {ms(v):>9s}")
@@ -428,6 +438,8 @@ def bench(out_dir: str) -> int:
                  "GUIDE says ~20 ms", "-"))
     rows.append(("one 64-d product Â·X, ours (embedding_bag)",
                  ms(sp[f"embedding_bag(per_sample_weights) ({threads} threads)"]), "-", "-", "-"))
+    rows.append(("the same in locality order", ms(sp["embedding_bag, locality order (graph.layout)"]), "-",
+                 f"{sp[f'embedding_bag(per_sample_weights) ({threads} threads)'] / sp['embedding_bag, locality order (graph.layout)']:.2f}x faster", "-"))
     for d, r in ((64, r64), (768, r768)):
         if r is None:
             continue
@@ -437,6 +449,8 @@ def bench(out_dir: str) -> int:
         rows.append((f"step {d}-d ours / floor", f"{r['ours'] / r['floor']:.2f}x", "<= 1.5x",
                      f"incl. sampler {(r['ours'] + r['sampler_per_step']) / r['floor']:.2f}x",
                      ok(r["ours"] / r["floor"] <= 1.5)))
+        rows.append((f"step {d}-d in node order (graph.reorder=false)", ms(r["node"]), "-",
+                     f"{r['node'] / r['ours']:.2f}x ours; / its floor {r['node'] / r['floor_node']:.2f}x", "-"))
         rows.append((f"step {d}-d textbook (COO+autograd, Python sampler)", ms(r["textbook"]), "-",
                      f"{r['n']['textbook']} repeat(s)", "-"))
         rows.append((f"step {d}-d textbook / ours", f"{r['textbook'] / r['ours']:.1f}x", ">= 5x",

@@ -61,6 +61,7 @@ class DataConfig:
 class GraphConfig:
     norm: str = "symmetric"
     backend: str = "torch"
+    reorder: bool = True
 
 
 @dataclass

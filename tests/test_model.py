@@ -6,6 +6,8 @@ import pytest
 import torch
 from torch import nn
 
+from lgcn_tui.errors import UserError
+from lgcn_tui.graph.adjacency import build_adjacency
 from lgcn_tui.model.lightgcn import LightGCN
 
 
@@ -42,3 +44,50 @@ def test_learnable_ego_is_the_parameters_storage_not_a_copy() -> None:
     with torch.no_grad():
         m.item[2] += 1.0  # an optimizer step writes the parameters in place
     assert torch.equal(m.ego()[5 + 2], m.item[2])
+
+
+def pair(mode: str) -> tuple[LightGCN, LightGCN, object, object]:
+    """The same model over node order and over the locality order, from one seed."""
+    gen = torch.Generator().manual_seed(3)
+    train = torch.stack([torch.randint(0, 5, (20,), generator=gen), torch.randint(0, 7, (20,), generator=gen)], 1)
+    train = torch.unique(train, dim=0).numpy()
+    pretrained = torch.randn(7, 4, generator=gen)
+    built = []
+    for reorder in (False, True):
+        adj = build_adjacency(train, 5, 7, "symmetric", reorder)
+        torch.manual_seed(0)
+        built.append((LightGCN(5, 7, 4, 2, "mean", mode, pretrained, position=adj.position), adj))
+    (node, node_adj), (local, local_adj) = built
+    assert local_adj.position is not None and not torch.equal(local_adj.position, torch.arange(12))
+    return node, local, node_adj, local_adj
+
+
+@pytest.mark.parametrize("mode", ["learnable", "residual", "frozen"])
+def test_row_order_is_invisible_outside_the_model(mode: str) -> None:
+    node, local, node_adj, local_adj = pair(mode)
+    for m in (node, local):
+        m.set_alpha(0.6)
+    assert torch.equal(node.item_vectors(), local.item_vectors())
+    assert torch.equal(node.user_vectors(), local.user_vectors())
+    assert not torch.equal(node.user, local.user)  # the rows really are in another order
+    users, items = torch.tensor([0, 3, 4, 3]), torch.tensor([1, 6, 2, 0, 5, 5, 2, 1])
+    outs = [m(a, users, items) for m, a in ((node, node_adj), (local, local_adj))]
+    for mine, theirs in zip(*outs):
+        assert torch.allclose(mine, theirs, atol=1e-6)
+    for out in outs:
+        sum((o * torch.arange(o.numel(), dtype=torch.float32).view_as(o)).sum() for o in out).backward()
+    to_nodes = local_adj.position
+    assert torch.allclose(local.user.grad[to_nodes[:5]], node.user.grad, atol=1e-6)
+    if mode != "frozen":
+        assert torch.allclose(local.item.grad[to_nodes[5:] - 5], node.item.grad, atol=1e-6)
+    for mine, theirs in zip(node.final_embeddings(node_adj), local.final_embeddings(local_adj)):
+        assert torch.allclose(mine, theirs, atol=1e-6)
+
+
+def test_a_checkpoint_is_not_loaded_in_another_row_order() -> None:
+    node, local, _, _ = pair("learnable")
+    local.load_state_dict(local.state_dict())
+    with pytest.raises(UserError, match="graph.reorder"):
+        node.load_state_dict(local.state_dict())
+    with pytest.raises(UserError, match="locality order"):
+        local.load_state_dict(node.state_dict())

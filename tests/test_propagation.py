@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from lgcn_tui.graph.adjacency import build_adjacency
+from lgcn_tui.graph.layout import locality_positions
 from lgcn_tui.graph.propagate import propagate_all, propagate_rows, row_slice
 
 
@@ -30,13 +31,31 @@ def dense_reference(train: np.ndarray, n_users: int, n_items: int, norm: str) ->
 
 
 @pytest.mark.parametrize("norm", ["symmetric", "mean"])
-def test_adjacency_matches_dense_normalisation(norm: str) -> None:
+@pytest.mark.parametrize("reorder", [True, False])
+def test_adjacency_matches_dense_normalisation(norm: str, reorder: bool) -> None:
     train = random_graph(0)
-    adj = build_adjacency(train, 9, 7, norm)
+    adj = build_adjacency(train, 9, 7, norm, reorder)
     ref = dense_reference(train, 9, 7, norm)
-    assert torch.allclose(adj.matrix.to_dense().double(), ref, atol=1e-6)
-    assert torch.allclose(adj.transpose.to_dense().double(), ref.T, atol=1e-6)
+    # The matrix is PÂPᵀ: row and column position[v] belong to node v.
+    pos = table_rows(adj, torch.arange(16))
+    assert torch.allclose(adj.matrix.to_dense().double()[pos][:, pos], ref, atol=1e-6)
+    assert torch.allclose(adj.transpose.to_dense().double()[pos][:, pos], ref.T, atol=1e-6)
     assert adj.matrix.crow_indices().dtype == torch.int32
+    assert (adj.position is not None) == reorder
+
+
+def table_rows(adj, nodes: torch.Tensor) -> torch.Tensor:
+    return nodes if adj.position is None else adj.position[nodes]
+
+
+def test_locality_order_keeps_users_first_and_groups_shared_neighbours() -> None:
+    # Users 0-3 and 4-7 like two disjoint item sets, numbered so that the groups interleave.
+    train = np.array([[u, i] for u in range(8) for i in range(6) if (u % 2) == (i % 2)])
+    pos = locality_positions(train, 8, 6)
+    assert sorted(pos[:8]) == list(range(8)) and sorted(pos[8:]) == list(range(8, 14))
+    users_by_position = np.argsort(pos[:8])
+    items_by_position = np.argsort(pos[8:])
+    assert len(set(users_by_position[:4] % 2)) == 1 and len(set(items_by_position[:3] % 2)) == 1
 
 
 def dense_propagation(ref: torch.Tensor, ego: torch.Tensor, layers: int, combine: str) -> torch.Tensor:
@@ -49,9 +68,10 @@ def dense_propagation(ref: torch.Tensor, ego: torch.Tensor, layers: int, combine
 @pytest.mark.parametrize("norm", ["symmetric", "mean"])
 @pytest.mark.parametrize("layers", [0, 1, 2, 3])
 @pytest.mark.parametrize("combine", ["mean", "last"])
-def test_forward_and_backward_match_dense_autograd(norm: str, layers: int, combine: str) -> None:
+@pytest.mark.parametrize("reorder", [True, False])
+def test_forward_and_backward_match_dense_autograd(norm: str, layers: int, combine: str, reorder: bool) -> None:
     train = random_graph(layers)
-    adj = build_adjacency(train, 9, 7, norm)
+    adj = build_adjacency(train, 9, 7, norm, reorder)
     ref = dense_reference(train, 9, 7, norm).float()
     gen = torch.Generator().manual_seed(1)
     ego = torch.randn(16, 5, generator=gen, dtype=torch.float32)
@@ -59,8 +79,11 @@ def test_forward_and_backward_match_dense_autograd(norm: str, layers: int, combi
     weights = torch.randn(len(rows), 5, generator=gen, dtype=torch.float32)
     weights0 = torch.randn(len(rows), 5, generator=gen, dtype=torch.float32)
 
-    mine = ego.clone().requires_grad_(True)
-    out, out0 = propagate_rows(adj, mine, rows, layers, combine)
+    # The propagation works in table order: node v's vector sits in row position[v].
+    at = table_rows(adj, torch.arange(16))
+    table = torch.empty_like(ego).index_copy_(0, at, ego)
+    mine = table.clone().requires_grad_(True)
+    out, out0 = propagate_rows(adj, mine, at[rows], layers, combine)
     ((out * weights).sum() + (out0 * weights0).sum()).backward()
 
     theirs = ego.clone().requires_grad_(True)
@@ -69,9 +92,9 @@ def test_forward_and_backward_match_dense_autograd(norm: str, layers: int, combi
 
     assert torch.allclose(out, expected, atol=1e-5)
     assert torch.equal(out0, ego[rows])
-    assert torch.allclose(mine.grad, theirs.grad, atol=1e-5)
-    full = propagate_all(adj, ego, layers, combine)
-    assert torch.allclose(full, dense_propagation(ref, ego, layers, combine), atol=1e-5)
+    assert torch.allclose(mine.grad[at], theirs.grad, atol=1e-5)
+    full = propagate_all(adj, table, layers, combine)
+    assert torch.allclose(full[at], dense_propagation(ref, ego, layers, combine), atol=1e-5)
 
 
 @pytest.mark.parametrize("layers", [0, 2])
@@ -102,4 +125,5 @@ def test_isolated_nodes_propagate_zero_without_nan() -> None:
     adj = build_adjacency(train, 2, 2, "symmetric")
     out = propagate_all(adj, torch.ones(4, 3, dtype=torch.float32), 2, "last")
     assert torch.isfinite(out).all()
-    assert torch.equal(out[1], torch.zeros(3)) and torch.equal(out[3], torch.zeros(3))
+    isolated = table_rows(adj, torch.tensor([1, 3]))  # user 1 and item 1
+    assert torch.equal(out[isolated], torch.zeros(2, 3))

@@ -266,6 +266,24 @@ def test_gradients_are_clipped_to_the_max_norm_before_the_step(tiny_config) -> N
     assert max(seen) == pytest.approx(0.001, rel=1e-3)
 
 
+def test_recorded_gradient_norms_are_the_float64_norms(tiny_config) -> None:
+    trainer, recorder, jsonl, _ = start(tiny_config("optim.clip_norm=0", "run.epochs=1"))
+    seen: list[tuple[float, float]] = []
+    step = trainer.optimizer.step
+
+    def checked_step(*args, **kwargs):
+        seen.append(tuple(float(p.grad.double().norm()) for p in (trainer.model.user, trainer.model.item)))
+        return step(*args, **kwargs)
+
+    trainer.optimizer.step = checked_step  # type: ignore[method-assign]
+    trainer.run()
+    jsonl.close()
+    recorded = [(s.grad_user, s.grad_item) for s in recorder.of(ev.StepMetrics)]
+    assert len(recorded) == len(seen) > 0
+    for mine, exact in zip(recorded, seen):
+        assert mine == pytest.approx(exact, rel=1e-5)
+
+
 def test_run_threads_sets_torch_threads_and_shows_in_the_device_label(tiny_config) -> None:
     before = torch.get_num_threads()
     try:

@@ -1,8 +1,13 @@
-"""The normalised user–item adjacency, built once per run as an int32 CSR matrix.
+"""The normalised user–item adjacency, built once per run as int32 CSR matrices.
 
 Nodes are users ``0..U-1`` followed by items ``U..U+I-1``. ``symmetric`` gives
 D^-1/2 A D^-1/2 (its own transpose); ``mean`` gives the row-mean D^-1 A, whose transpose
 is stored beside it because the backward pass needs it.
+
+The matrices are indexed in the locality order of ``graph.layout`` (``position[v]`` is
+node v's row and column), the order the model keeps its node table in: with P that
+permutation, ``matrix`` = PÂPᵀ and ``transpose`` its transpose (the same object when Â is
+symmetric). ``graph.reorder = false`` keeps node order (``position`` is then None).
 """
 
 from __future__ import annotations
@@ -13,11 +18,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .layout import locality_positions
+
 
 @dataclass
 class Adjacency:
     matrix: torch.Tensor
     transpose: torch.Tensor
+    position: torch.Tensor | None  # node -> row and column; None: node order itself
     n_users: int
     n_items: int
 
@@ -32,18 +40,19 @@ class Adjacency:
     def to(self, device: torch.device) -> "Adjacency":
         matrix = self.matrix.to(device)
         transpose = matrix if self.transpose is self.matrix else self.transpose.to(device)
-        return Adjacency(matrix, transpose, self.n_users, self.n_items)
+        position = None if self.position is None else self.position.to(device)
+        return Adjacency(matrix, transpose, position, self.n_users, self.n_items)
 
 
 def _csr(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, n: int) -> torch.Tensor:
-    order = np.lexsort((cols, rows))
-    rows, cols, vals = rows[order], cols[order], vals[order]
-    crow = np.zeros(n + 1, dtype=np.int64)
+    # One stable sort of a combined int64 key: about 2.5× faster than lexsort on Gowalla.
+    order = np.argsort(rows * n + cols, kind="stable")
+    crow = np.zeros(n + 1, dtype=np.int32)
     np.cumsum(np.bincount(rows, minlength=n), out=crow[1:])
     return csr_tensor(
-        torch.from_numpy(crow.astype(np.int32)),
-        torch.from_numpy(cols.astype(np.int32)),
-        torch.from_numpy(vals.astype(np.float32)),
+        torch.from_numpy(crow),
+        torch.from_numpy(cols[order].astype(np.int32)),
+        torch.from_numpy(vals[order].astype(np.float32)),
         (n, n),
     )
 
@@ -55,8 +64,11 @@ def csr_tensor(crow: torch.Tensor, cols: torch.Tensor, vals: torch.Tensor, shape
         return torch.sparse_csr_tensor(crow, cols, vals, size=shape, check_invariants=False)
 
 
-def build_adjacency(train: np.ndarray, n_users: int, n_items: int, norm: str) -> Adjacency:
-    """Build Â from ``(user, item)`` training pairs (already de-duplicated)."""
+def build_adjacency(train: np.ndarray, n_users: int, n_items: int, norm: str, reorder: bool = True) -> Adjacency:
+    """Build Â from ``(user, item)`` training pairs (already de-duplicated).
+
+    ``reorder=False`` keeps node order (``graph.reorder``).
+    """
     n = n_users + n_items
     users = train[:, 0].astype(np.int64)
     items = train[:, 1].astype(np.int64) + n_users
@@ -69,6 +81,9 @@ def build_adjacency(train: np.ndarray, n_users: int, n_items: int, norm: str) ->
             vals = inv_sqrt[rows] * inv_sqrt[cols]
         else:
             vals = np.where(deg[rows] > 0, 1.0 / deg[rows], 0.0)
+    position = locality_positions(train, n_users, n_items) if reorder else None
+    if position is not None:
+        rows, cols = position[rows], position[cols]
     matrix = _csr(rows, cols, vals, n)
     transpose = matrix if norm == "symmetric" else _csr(cols, rows, vals, n)
-    return Adjacency(matrix, transpose, n_users, n_items)
+    return Adjacency(matrix, transpose, None if position is None else torch.from_numpy(position), n_users, n_items)

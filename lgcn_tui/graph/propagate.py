@@ -12,6 +12,9 @@ arrays of Â: the same arithmetic as ``torch.sparse.mm``, measured about 3× fas
 because it skips the zero-filled output and index conversions of the sparse path. Row
 gathers use ``index_select``/``index_add_``, several times faster on CPU than advanced
 indexing with a tensor index.
+
+Node tables and row indices here are in the adjacency's order (``graph.adjacency``), which
+is the order the model keeps its table in.
 """
 
 from __future__ import annotations
@@ -43,8 +46,8 @@ def row_slice(matrix: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, t
     (about 2.5× faster than int64 keys on CPU).
     """
     crow = matrix.crow_indices()
-    starts = crow.index_select(0, rows).long()
-    lengths = crow.index_select(0, rows + 1).long() - starts
+    starts = crow.index_select(0, rows)
+    lengths = crow.index_select(0, rows + 1) - starts
     owner, index = segments(starts, lengths)
     cols = matrix.col_indices().index_select(0, index)
     vals = matrix.values().index_select(0, index)
@@ -98,7 +101,7 @@ class _Propagate(torch.autograd.Function):
 
 def propagate_rows(adj: Adjacency, ego: torch.Tensor, rows: torch.Tensor, layers: int,
                    combine: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """LightGCN output and layer-0 vectors at node indices ``rows`` (unique), differentiable w.r.t. ``ego``."""
+    """LightGCN output and layer-0 vectors at table rows ``rows`` (unique), differentiable w.r.t. ``ego``."""
     if layers == 0:
         ego_rows = ego.index_select(0, rows)
         return ego_rows, ego_rows

@@ -8,6 +8,11 @@ The layer-0 ("ego") item vector depends on ``item_mode``:
 
 Users are always a Xavier-initialised parameter. Propagation is parameter-free (see
 ``graph.propagate``); the BPR loss lives beside the model, the training loop outside it.
+
+The node table's rows are kept in the adjacency's propagation order (``graph.layout``:
+neighbours close together, so the sparse products hit the cache): ``position[v]`` is node
+v's row. Everything the model hands out (``forward``, ``final_embeddings``,
+``item_vectors``) is indexed by node, so only the parameters and checkpoints see the order.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import UserError
 from ..graph.adjacency import Adjacency
 from ..graph.backend import Backend, TorchBackend
 
@@ -31,6 +37,7 @@ class LightGCN(nn.Module):
         item_mode: str,
         pretrained: torch.Tensor | None,
         backend: Backend | None = None,
+        position: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
         # Parameter-free, so not a submodule: checkpoints are the same whichever backend ran.
@@ -39,22 +46,26 @@ class LightGCN(nn.Module):
             dim = pretrained.shape[1]
         self.n_users, self.n_items, self.dim = n_users, n_items, dim
         self.layers, self.combine, self.item_mode = layers, combine, item_mode
+        # Saved with the parameters, so a checkpoint is never read in another row order.
+        self.register_buffer("position", position.clone() if position is not None else None)
         # Users and items are two parameters (two learning rates) over one node table, so
         # the layer-0 table needs no copy per step while they stay adjacent (see ``ego``).
         table = torch.empty(n_users + n_items, dim)
         self.user = nn.Parameter(table[:n_users])
         self.item = nn.Parameter(table[n_users:], requires_grad=item_mode != "frozen")
         # Rebuilt from the data on resume, so checkpoints stay small.
-        self.register_buffer("pretrained", pretrained.clone() if pretrained is not None else None, persistent=False)
+        self.register_buffer("pretrained", self._item_rows(pretrained.clone()) if pretrained is not None else None,
+                             persistent=False)
         self.register_buffer("item_start", torch.empty(n_items, dim))
         self.register_buffer("alpha", torch.tensor(1.0 if item_mode == "frozen" else 0.0))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        nn.init.xavier_uniform_(self.user)
+        """Draws in node order, so the starting values do not depend on the row order."""
         with torch.no_grad():
+            self.user.copy_(self._user_rows(nn.init.xavier_uniform_(torch.empty_like(self.user))))
             if self.pretrained is None:
-                nn.init.xavier_uniform_(self.item)
+                self.item.copy_(self._item_rows(nn.init.xavier_uniform_(torch.empty_like(self.item))))
             else:
                 self.item.copy_(self.pretrained)
             self.item_start.copy_(self.item_vectors())
@@ -63,22 +74,23 @@ class LightGCN(nn.Module):
         """Residual weight of the frozen part; only meaningful in ``residual`` mode."""
         self.alpha.fill_(alpha)
 
+    def user_vectors(self) -> torch.Tensor:
+        """Layer-0 user vectors, in user order."""
+        return self.user if self.position is None else self.user.index_select(0, self.position[: self.n_users])
+
     def item_vectors(self) -> torch.Tensor:
-        """Layer-0 item vectors for the current mode."""
-        if self.item_mode == "frozen":
-            return self.pretrained
-        if self.item_mode == "residual":
-            return self.alpha * self.pretrained + (1 - self.alpha) * self.item
-        return self.item
+        """Layer-0 item vectors for the current mode, in item order."""
+        items = self._item_table()
+        return items if self.position is None else items.index_select(0, self.position[self.n_users:] - self.n_users)
 
     def ego(self) -> torch.Tensor:
-        """Layer-0 vectors of all nodes, users first.
+        """Layer-0 vectors of all nodes in table order (users first).
 
         In ``learnable`` mode this is the shared table itself (a 70k-row copy per step was
         2–6 % of a Gowalla step); after a move that separates the two parameters (``.to``
         another device), or in the other modes, it is a concatenation.
         """
-        items = self.item_vectors()
+        items = self._item_table()
         if items is self.item and _adjacent(self.user, self.item):
             return _Table.apply(self.user, self.item)
         return torch.cat([self.user, items], 0)
@@ -90,16 +102,60 @@ class LightGCN(nn.Module):
         positive and a negative is computed once.
         """
         nodes = torch.cat([users, items + self.n_users])
+        if self.position is not None:
+            nodes = self.position.index_select(0, nodes)
         unique, inverse = torch.unique(nodes, return_inverse=True)
         final, ego_rows = self.backend.rows(adj, self.ego(), unique, self.layers, self.combine)
         final, ego_rows = final.index_select(0, inverse), ego_rows.index_select(0, inverse)
         n = len(users)
         return final[:n], final[n:], ego_rows[:n], ego_rows[n:]
 
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):  # type: ignore[override]
+        _check_order(state_dict.get("position"), self.position)
+        return super().load_state_dict(state_dict, strict, assign)
+
+    def _item_table(self) -> torch.Tensor:
+        if self.item_mode == "frozen":
+            return self.pretrained
+        if self.item_mode == "residual":
+            return self.alpha * self.pretrained + (1 - self.alpha) * self.item
+        return self.item
+
+    def _user_rows(self, by_user: torch.Tensor) -> torch.Tensor:
+        """Per-user rows in table order."""
+        if self.position is None:
+            return by_user
+        return torch.empty_like(by_user).index_copy_(0, self.position[: self.n_users], by_user)
+
+    def _item_rows(self, by_item: torch.Tensor) -> torch.Tensor:
+        """Per-item rows in table order."""
+        if self.position is None:
+            return by_item
+        return torch.empty_like(by_item).index_copy_(0, self.position[self.n_users:] - self.n_users, by_item)
+
     @torch.no_grad()
     def final_embeddings(self, adj: Adjacency) -> tuple[torch.Tensor, torch.Tensor]:
+        """Final user and item vectors, in user and item order."""
         out = self.backend.all(adj, self.ego(), self.layers, self.combine)
+        if self.position is not None:
+            out = out.index_select(0, self.position)
         return out[: self.n_users], out[self.n_users :]
+
+
+def _check_order(saved: torch.Tensor | None, mine: torch.Tensor | None) -> None:
+    """Refuse a checkpoint whose table rows are in another order than ours."""
+    if saved is None and mine is None:
+        return
+    if saved is not None and mine is not None:
+        if torch.equal(saved.cpu(), mine.cpu()):
+            return
+        why = "the checkpoint's node table is in another locality order than this model's (other training pairs)"
+    else:
+        def name(position: torch.Tensor | None) -> str:
+            return "node order" if position is None else "locality order"
+        why = f"the checkpoint's node table is in {name(saved)}, this model's in {name(mine)}"
+    raise UserError(f"{why}: load it with the configuration and data it was trained with "
+                    "(graph.reorder and graph.backend decide the order)")
 
 
 def _adjacent(first: torch.Tensor, second: torch.Tensor) -> bool:

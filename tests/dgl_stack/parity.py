@@ -71,7 +71,8 @@ def maxdiff(a: Any, b: Any) -> float:
 def propagation_checks(dataset: Any, norm: str, rng: np.random.Generator) -> dict[str, Any]:
     """Layer outputs and gradients of every backend against the dense references."""
     n_users, n = dataset.n_users, dataset.n_users + dataset.n_items
-    adj = build_adjacency(dataset.train, n_users, dataset.n_items, norm)
+    # Node order, as the DGL backends propagate (the model uses the same for them).
+    adj = build_adjacency(dataset.train, n_users, dataset.n_items, norm, reorder=False)
     a = dense_adjacency(dataset.train, n_users, dataset.n_items, norm)
     backends = {name: make_backend(name, dataset.train, n_users, dataset.n_items, norm, CPU)
                 for name in ("torch", "dgl", "dgl-sequential")}
@@ -153,11 +154,12 @@ def training_checks(data_dir: Path, out_dir: Path) -> dict[str, Any]:
         dataset = data.load(cfg)
         sink = Collect()
         trainer = Trainer(cfg, rundir.create(cfg, "parity"), dataset, [sink])
-        start = trainer.model.user.detach().clone()
+        start = trainer.model.user_vectors().detach().clone()
         state = trainer.run()
         runs[backend] = {"state": state, "steps": sink.steps, "evals": sink.evals, "start_user": start,
                          "backend": trainer.model.backend.name,
-                         "user": trainer.model.user.detach().clone(), "item": trainer.model.item.detach().clone()}
+                         "user": trainer.model.user_vectors().detach().clone(),
+                         "item": trainer.model.item_vectors().detach().clone()}
     t, d = runs["torch"], runs["dgl"]
     return {
         "states": [t["state"], d["state"]],
