@@ -122,7 +122,7 @@ def _load_run(run_dir: Path, checkpoint: str):
     device = pick_device(cfg.run.device)
     adj, model = build_model(cfg, dataset, device)
     path = _checkpoint_path(run, checkpoint)
-    model.load_state_dict(ckpt.load(path)["model"])
+    ckpt.restore_model(model, ckpt.load(path)["model"], path)
     model.eval()
     return run, cfg, dataset, adj, model, path
 

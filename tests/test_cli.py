@@ -55,6 +55,13 @@ def test_demo_preset_headless_end_to_end(tmp_path: Path) -> None:
     item_ids = json.loads((run / "export" / "item_ids.json").read_text())
     assert users.shape == (1500, 64) and items.shape == (len(item_ids), 64)
 
+    # A run's checkpoints keep their table row order: read with another one, it is refused by name.
+    config = run / "config.toml"
+    config.write_text(config.read_text().replace("reorder = true", "reorder = false"))
+    refused = lgcn("eval", str(run))
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "best.pt" in refused.stderr and "graph.reorder" in refused.stderr
+
 
 @pytest.mark.parametrize("args, words", [
     (["train", "--preset", "nope", "--no-ui"], "unknown preset 'nope'; available:"),

@@ -60,3 +60,11 @@ def load(path: Path) -> dict[str, Any]:
         raise UserError(f"checkpoint {path} does not exist") from exc
     except Exception as exc:  # a truncated or foreign file: say which one
         raise UserError(f"checkpoint {path} cannot be read ({exc}); pick another with --checkpoint") from exc
+
+
+def restore_model(model: torch.nn.Module, state: dict[str, Any], path: Path) -> None:
+    """Load a checkpoint's model state; a mismatch the model reports names the file."""
+    try:
+        model.load_state_dict(state)
+    except UserError as exc:
+        raise UserError(f"checkpoint {path}: {exc}") from exc

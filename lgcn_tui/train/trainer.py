@@ -184,7 +184,7 @@ class Trainer:
         if payload.get("dataset") != self.dataset.stats():
             raise UserError(f"checkpoint {path} was made on a dataset of {payload.get('dataset')} but the "
                             f"config now loads {self.dataset.stats()}; resume with the run's own config")
-        self.model.load_state_dict(payload["model"])
+        ckpt.restore_model(self.model, payload["model"], path)
         self.optimizer.load_state_dict(payload["optimizer"])
         self.state = TrainState(**payload["state"])
         self.generator.set_state(torch.tensor(self.state.epoch_rng, dtype=torch.uint8))
