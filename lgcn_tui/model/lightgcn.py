@@ -12,7 +12,8 @@ Users are always a Xavier-initialised parameter. Propagation is parameter-free (
 The node table's rows are kept in the adjacency's propagation order (``graph.layout``:
 neighbours close together, so the sparse products hit the cache): ``position[v]`` is node
 v's row. Everything the model hands out (``forward``, ``final_embeddings``,
-``item_vectors``) is indexed by node, so only the parameters and checkpoints see the order.
+``user_vectors``, ``item_vectors``) is indexed by user and item, so only the parameters
+and checkpoints see the order.
 """
 
 from __future__ import annotations
@@ -151,9 +152,8 @@ def _check_order(saved: torch.Tensor | None, mine: torch.Tensor | None) -> None:
             return
         why = "the checkpoint's node table is in another locality order than this model's (other training pairs)"
     else:
-        def name(position: torch.Tensor | None) -> str:
-            return "node order" if position is None else "locality order"
-        why = f"the checkpoint's node table is in {name(saved)}, this model's in {name(mine)}"
+        orders = ("locality order", "node order") if mine is None else ("node order", "locality order")
+        why = f"the checkpoint's node table is in {orders[0]}, this model's in {orders[1]}"
     raise UserError(f"{why}: load it with the configuration and data it was trained with "
                     "(graph.reorder and graph.backend decide the order)")
 
