@@ -91,3 +91,7 @@ def test_a_checkpoint_is_not_loaded_in_another_row_order() -> None:
         node.load_state_dict(local.state_dict())
     with pytest.raises(UserError, match="locality order"):
         local.load_state_dict(node.state_dict())
+    other = torch.cat([torch.arange(4, -1, -1), torch.arange(11, 4, -1)])  # users and items reversed
+    elsewhere = LightGCN(5, 7, 4, 2, "mean", "learnable", None, position=other)
+    with pytest.raises(UserError, match="another locality order"):
+        elsewhere.load_state_dict(local.state_dict())

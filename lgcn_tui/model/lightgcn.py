@@ -55,7 +55,7 @@ class LightGCN(nn.Module):
         self.user = nn.Parameter(table[:n_users])
         self.item = nn.Parameter(table[n_users:], requires_grad=item_mode != "frozen")
         # Rebuilt from the data on resume, so checkpoints stay small.
-        self.register_buffer("pretrained", self._item_rows(pretrained.clone()) if pretrained is not None else None,
+        self.register_buffer("pretrained", self._to_table(pretrained.clone(), n_users) if pretrained is not None else None,
                              persistent=False)
         self.register_buffer("item_start", torch.empty(n_items, dim))
         self.register_buffer("alpha", torch.tensor(1.0 if item_mode == "frozen" else 0.0))
@@ -64,9 +64,9 @@ class LightGCN(nn.Module):
     def reset_parameters(self) -> None:
         """Draws in node order, so the starting values do not depend on the row order."""
         with torch.no_grad():
-            self.user.copy_(self._user_rows(nn.init.xavier_uniform_(torch.empty_like(self.user))))
+            self.user.copy_(self._to_table(nn.init.xavier_uniform_(torch.empty_like(self.user)), 0))
             if self.pretrained is None:
-                self.item.copy_(self._item_rows(nn.init.xavier_uniform_(torch.empty_like(self.item))))
+                self.item.copy_(self._to_table(nn.init.xavier_uniform_(torch.empty_like(self.item)), self.n_users))
             else:
                 self.item.copy_(self.pretrained)
             self.item_start.copy_(self.item_vectors())
@@ -77,12 +77,12 @@ class LightGCN(nn.Module):
 
     def user_vectors(self) -> torch.Tensor:
         """Layer-0 user vectors, in user order."""
-        return self.user if self.position is None else self.user.index_select(0, self.position[: self.n_users])
+        return self.user if self.position is None else self.user.index_select(0, self._rows(0, self.n_users))
 
     def item_vectors(self) -> torch.Tensor:
         """Layer-0 item vectors for the current mode, in item order."""
         items = self._item_table()
-        return items if self.position is None else items.index_select(0, self.position[self.n_users:] - self.n_users)
+        return items if self.position is None else items.index_select(0, self._rows(self.n_users, self.n_items))
 
     def ego(self) -> torch.Tensor:
         """Layer-0 vectors of all nodes in table order (users first).
@@ -122,17 +122,16 @@ class LightGCN(nn.Module):
             return self.alpha * self.pretrained + (1 - self.alpha) * self.item
         return self.item
 
-    def _user_rows(self, by_user: torch.Tensor) -> torch.Tensor:
-        """Per-user rows in table order."""
-        if self.position is None:
-            return by_user
-        return torch.empty_like(by_user).index_copy_(0, self.position[: self.n_users], by_user)
+    def _rows(self, first: int, count: int) -> torch.Tensor:
+        """Rows, within their block of the table, of nodes ``first .. first+count-1`` (all
+        users or all items: the order keeps users first)."""
+        return self.position[first:first + count] - first
 
-    def _item_rows(self, by_item: torch.Tensor) -> torch.Tensor:
-        """Per-item rows in table order."""
+    def _to_table(self, values: torch.Tensor, first: int) -> torch.Tensor:
+        """Per-user (``first`` 0) or per-item (``first`` n_users) rows, in table order."""
         if self.position is None:
-            return by_item
-        return torch.empty_like(by_item).index_copy_(0, self.position[self.n_users:] - self.n_users, by_item)
+            return values
+        return torch.empty_like(values).index_copy_(0, self._rows(first, len(values)), values)
 
     @torch.no_grad()
     def final_embeddings(self, adj: Adjacency) -> tuple[torch.Tensor, torch.Tensor]:
