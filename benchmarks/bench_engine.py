@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Engine benchmark on the Gowalla split: graph build, one training step (64-d and 768-d)
-against its sparse-product floor and the textbook step, a whole epoch, a test evaluation
-and peak memory, in one run on one machine.
+against its sparse-product floor and the textbook step, in the default locality order and
+in node order (``graph.reorder=false``), a whole epoch, a test evaluation and peak memory,
+in one run on one machine.
 
 Run from the repository root:
 
