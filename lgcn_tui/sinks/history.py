@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ..tail import LineTail
 from ..train import events as ev
 from ..train.schedule import lr_at
 
@@ -386,52 +387,25 @@ class History:
 class JsonlFollower:
     """Feeds a ``History`` from a ``metrics.jsonl`` that another process is still writing.
 
-    Each ``poll`` reads the complete lines appended since the last one; a line still
-    being written waits for its newline. A resume truncates the file to the size it had
-    at the checkpoint and appends from there, so the follower remembers the bytes just
-    before its offset: if the file shrank or those bytes changed, it starts over.
+    Each ``poll`` applies the complete lines appended since the last one (``LineTail``);
+    when the file was cut back by a resume, the history starts over with it.
     """
 
-    TAIL = 64
-
     def __init__(self, path: Path, history: History, max_bytes: int = 8 << 20) -> None:
-        self.path, self.history, self.max_bytes = path, history, max_bytes
-        self.offset = 0
-        self._tail = b""
+        self.path, self.history = path, history
+        self.lines = LineTail(path, max_bytes=max_bytes)
         self.skipped = 0
 
     def poll(self) -> int:
         """Apply what was appended since the last call; returns the number of complete lines read."""
-        try:
-            size = self.path.stat().st_size
-        except FileNotFoundError:
-            return 0
-        with open(self.path, "rb") as fh:
-            if size < self.offset or not self._tail_matches(fh):
-                self.history.reset()
-                self.offset, self._tail = 0, b""
-            if size <= self.offset:
-                return 0
-            fh.seek(self.offset)
-            chunk = fh.read(min(size - self.offset, self.max_bytes))
-        end = chunk.rfind(b"\n")
-        if end < 0:
-            return 0
-        complete = chunk[: end + 1]
-        self.offset += len(complete)
-        self._tail = complete[-self.TAIL:]
-        lines = complete.splitlines()
+        lines, restarted = self.lines.read()
+        if restarted:
+            self.history.reset()
         for raw in lines:
             event = self._parse(raw)
             if event is not None:
                 self.history.handle(event)
         return len(lines)
-
-    def _tail_matches(self, fh: Any) -> bool:
-        if not self._tail:
-            return True
-        fh.seek(self.offset - len(self._tail))
-        return fh.read(len(self._tail)) == self._tail
 
     def _parse(self, raw: bytes) -> ev.Event | None:
         """A malformed or unknown line becomes a warning in the log: one bad line must not blind the watcher."""

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
+from ..tail import LineTail
 
 GROUPS = ("user", "item")
 MAX_LR = 1.0
@@ -116,21 +117,10 @@ class ControlFileReader:
 
     def __init__(self, run_dir: Path) -> None:
         self.path = run_dir / CONTROL_FILE
-        self.path.touch()
-        self.offset = self.path.stat().st_size
-        self._partial = b""
+        self.lines = LineTail(self.path, from_end=True)
 
     def poll(self) -> list[Command | str]:
-        size = self.path.stat().st_size
-        if size <= self.offset:
-            return []
-        with open(self.path, "rb") as fh:
-            fh.seek(self.offset)
-            chunk = fh.read(size - self.offset)
-        self.offset = size
-        data = self._partial + chunk
-        lines = data.split(b"\n")
-        self._partial = lines.pop()
+        lines, _ = self.lines.read()
         out: list[Command | str] = []
         for raw in lines:
             if not raw.strip():
