@@ -152,7 +152,9 @@ def _check_order(saved: torch.Tensor | None, mine: torch.Tensor | None) -> None:
         why = "the checkpoint's node table is in another locality order than this model's (other training pairs)"
     else:
         orders = ("locality order", "node order") if mine is None else ("node order", "locality order")
-        why = f"the checkpoint's node table is in {orders[0]}, this model's in {orders[1]}"
+        needed = "true" if mine is None else "false"
+        why = (f"the checkpoint's node table is in {orders[0]}, this model's in {orders[1]} "
+               f"(it needs graph.reorder = {needed}, with graph.backend = 'torch')")
     raise UserError(f"{why}: load it with the configuration and data it was trained with "
                     "(graph.reorder and graph.backend decide the order)")
 
