@@ -8,7 +8,7 @@ import torch
 
 from lgcn_tui.graph.adjacency import build_adjacency
 from lgcn_tui.graph.layout import locality_positions
-from lgcn_tui.graph.propagate import propagate_all, propagate_rows, row_slice
+from lgcn_tui.graph.propagate import _slice_torch, propagate_all, propagate_rows, row_slice
 
 
 def random_graph(seed: int, n_users: int = 9, n_items: int = 7, n_edges: int = 25) -> np.ndarray:
@@ -110,14 +110,18 @@ def test_gradient_through_the_layer0_rows_alone(layers: int) -> None:
     assert torch.equal(ego.grad, expected)
 
 
-def test_row_slice_is_the_rows_and_their_transpose() -> None:
+@pytest.mark.parametrize("slicer", [row_slice, _slice_torch], ids=["cpu-scipy", "torch-ops"])
+def test_row_slice_is_the_rows_and_their_transpose(slicer) -> None:
+    """Both builds: scipy's serves the CPU, the torch ops serve other devices."""
     train = random_graph(5)
+    train = train[train[:, 0] != 3]  # user 3 has no items: an empty row in the slice
     adj = build_adjacency(train, 9, 7, "mean")
-    rows = torch.tensor([1, 4, 10, 15])
-    sliced, transposed = row_slice(adj.matrix, rows)
+    rows = table_rows(adj, torch.tensor([1, 3, 4, 10, 15]))
+    sliced, transposed = slicer(adj.matrix, rows)
     dense = adj.matrix.to_dense()
     assert torch.equal(sliced.to_dense(), dense[rows])
     assert torch.equal(transposed.to_dense(), dense[rows].T)
+    assert sliced.col_indices().dtype == transposed.col_indices().dtype == torch.int32
 
 
 def test_isolated_nodes_propagate_zero_without_nan() -> None:

@@ -19,6 +19,8 @@ is the order the model keeps its table in.
 
 from __future__ import annotations
 
+import numpy as np
+import scipy.sparse
 import torch
 import torch.nn.functional as F
 
@@ -42,9 +44,34 @@ def _csr(counts: torch.Tensor, cols: torch.Tensor, vals: torch.Tensor, shape: tu
 def row_slice(matrix: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(S, Sᵀ)`` for ``S = matrix[rows, :]``, both CSR, built in time proportional to their nnz.
 
-    The transpose groups the slice's entries by column with a stable sort of int32 keys
-    (about 2.5× faster than int64 keys on CPU).
+    On the CPU scipy builds both in compiled loops: its row gather, and its CSR→CSC
+    conversion, which is a counting sort. On a Gowalla batch (5.7k rows, 265k entries) that
+    took 2.8–4.3 ms against 8.5–11 ms for the same arrays from torch ops, where a
+    comparison sort dominates; a 64-d training step got about 9 ms faster. Other devices
+    have no scipy, and sort fast, so they keep the torch ops.
     """
+    if matrix.device.type == "cpu":
+        return _slice_scipy(matrix, rows)
+    return _slice_torch(matrix, rows)
+
+
+def _slice_scipy(matrix: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    # Views of our arrays, no copy; scipy keeps int32 indices while they fit.
+    view = scipy.sparse.csr_array((matrix.values().numpy(), matrix.col_indices().numpy(),
+                                   matrix.crow_indices().numpy()), shape=tuple(matrix.shape))
+    sliced = view[rows.numpy()]
+    by_column = sliced.tocsc()
+    return (_from_scipy(sliced.indptr, sliced.indices, sliced.data, sliced.shape),
+            _from_scipy(by_column.indptr, by_column.indices, by_column.data, sliced.shape[::-1]))
+
+
+def _from_scipy(crow: np.ndarray, cols: np.ndarray, vals: np.ndarray, shape: tuple[int, int]) -> torch.Tensor:
+    return csr_tensor(torch.from_numpy(crow), torch.from_numpy(cols), torch.from_numpy(vals), shape)
+
+
+def _slice_torch(matrix: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    # The transpose groups the slice's entries by column with a stable sort of int32 keys
+    # (about 2.5× faster than int64 keys on CPU).
     crow = matrix.crow_indices()
     starts = crow.index_select(0, rows)
     lengths = crow.index_select(0, rows + 1) - starts
