@@ -100,16 +100,19 @@ class LightGCN(nn.Module):
         """Final and layer-0 vectors of the given users and items (item indices are 0-based).
 
         Propagation runs once over the union of the batch's nodes, so a node that is both a
-        positive and a negative is computed once.
+        positive and a negative is computed once. The outputs are ``split`` rather than
+        sliced: the backward of a split is one concatenation, that of a slice a zero-filled
+        full-size gradient per piece (1–3 ms of a 64-d Gowalla step).
         """
         nodes = torch.cat([users, items + self.n_users])
         if self.position is not None:
             nodes = self.position.index_select(0, nodes)
         unique, inverse = torch.unique(nodes, return_inverse=True)
         final, ego_rows = self.backend.rows(adj, self.ego(), unique, self.layers, self.combine)
-        final, ego_rows = final.index_select(0, inverse), ego_rows.index_select(0, inverse)
-        n = len(users)
-        return final[:n], final[n:], ego_rows[:n], ego_rows[n:]
+        sizes = [len(users), len(items)]
+        user, item = final.index_select(0, inverse).split(sizes)
+        ego_user, ego_item = ego_rows.index_select(0, inverse).split(sizes)
+        return user, item, ego_user, ego_item
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):  # type: ignore[override]
         _check_order(state_dict.get("position"), self.position)

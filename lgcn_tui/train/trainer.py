@@ -354,8 +354,8 @@ class Trainer:
         items = torch.cat([pos, neg]).to(self.device)
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             u, i, eu, ei = self.model(self.adj, users.to(self.device), items)
-            n = len(users)
-            bpr, reg = bpr_loss(u, i[:n], i[n:], eu, ei[:n], ei[n:], o.reg)
+            (pos_out, neg_out), (pos_ego, neg_ego) = i.split(len(users)), ei.split(len(users))
+            bpr, reg = bpr_loss(u, pos_out, neg_out, eu, pos_ego, neg_ego, o.reg)
             loss = bpr + reg
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
