@@ -158,6 +158,7 @@ def test_integer_item_outside_the_id_map_is_refused(tmp_path: Path) -> None:
     ("All_Beauty.test.csv", 1, "user_id,product,rating", ("All_Beauty.test.csv:1: the header (user_id, product, "
                                                           "rating) names no parent_asin or item_id column")),
     ("All_Beauty.valid.csv", 3, ",B0FAKE0001,3.0,1500086403001", "All_Beauty.valid.csv:3: empty 'user_id'"),
+    ("All_Beauty.valid.csv", 3, f'{U1},"B0FAKE0001,3.0,1500086403001', "All_Beauty.valid.csv:3: malformed ','-separated row"),
 ])
 def test_malformed_rows_name_file_and_line(tmp_path: Path, file: str, line: int, text: str, words: str) -> None:
     root = copy_split(tmp_path, "last_out")

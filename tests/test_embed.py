@@ -94,6 +94,7 @@ def test_csv_with_quoted_fields_and_an_id_column_by_name(tmp_path: Path) -> None
     ("x.item", "item_id:token\ttitle:token\n1\tA\n2\tB\n1\tC\n", ["title"],
      "x.item:4: item id '1' again (first on line 2)"),
     ("x.item", "item_id:token\ttitle:token\n1\tA\textra\n", ["title"], "x.item:2: 3 fields, but the header has 2"),
+    ("x.csv", 'item_id,title\n1,"A\n2,B\n', ["title"], "x.csv:2: malformed ','-separated row"),
     ("x.jsonl", '{"item_id": "1", "title": "A"}\n{"item_id": "2", "title": \n', ["title"],
      "x.jsonl:2: not valid JSON"),
     ("x.jsonl", '{"item_id": "1", "title": "A"}\n', ["titel"], ("x.jsonl: no item has the field(s) titel; "

@@ -36,7 +36,7 @@ import numpy as np
 
 from ..errors import UserError
 from .dataset import Dataset, build_dataset
-from .readers import _check_split, _parse_times, _read_text, _split_labels
+from .readers import _check_split, _parse_times, _read_text, _split_labels, csv_rows
 
 SPLIT_NAMES = ("train", "valid", "test")
 _SPLIT_FILE = re.compile(r"^(?P<domain>.+)\.(?P<split>train|valid|test)\.(?P<kind>csv|inter)$")
@@ -218,26 +218,17 @@ def _read_csv(file: Path) -> _Rows:
     header: tuple[str, ...] | None = None
     body: list[list[str]] = []
     lines: list[int] = []
-    done = 0
-    try:
-        for fields in reader:
-            done = reader.line_num
-            if not any(f.strip() for f in fields):
+    for number, fields in csv_rows(file, reader):
+        if header is None:
+            names = tuple(f.strip().split(":", 1)[0].lower() for f in fields)
+            if any(n in _USER for n in names):
+                header = names
                 continue
-            if header is None:
-                names = tuple(f.strip().split(":", 1)[0].lower() for f in fields)
-                if any(n in _USER for n in names):
-                    header = names
-                    continue
-                if len(fields) not in _HEADERLESS:
-                    raise UserError(f"{file}:{done}: {len(fields)} comma-separated fields; expected "
-                                    f"{_SHAPES}")
-                header = _HEADERLESS[len(fields)]
-            body.append(fields)
-            lines.append(reader.line_num)
-    except csv.Error as exc:
-        raise UserError(f"{file}:{done + 1}: malformed CSV row ({exc}); check for an unbalanced "
-                        '" quote') from exc
+            if len(fields) not in _HEADERLESS:
+                raise UserError(f"{file}:{number}: {len(fields)} comma-separated fields; expected {_SHAPES}")
+            header = _HEADERLESS[len(fields)]
+        body.append(fields)
+        lines.append(number)
     return _columns(file, list(header or ()), body, lines, ",")
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -24,6 +26,23 @@ _ITEM_NAMES = ("item", "item_id")
 _TIME_NAMES = ("timestamp", "time", "ts")
 _WHITESPACE = np.zeros(256, dtype=bool)
 _WHITESPACE[list(b" \t\n\r\x0b\x0c")] = True
+
+
+def csv_rows(path: Path, reader: Any) -> Iterator[tuple[int, list[str]]]:
+    """The non-blank rows of a ``csv.reader`` over ``path``'s text, each with the line it ends on.
+
+    A malformed row (an unbalanced quote, say) becomes a UserError naming the line it starts
+    on: the one after the last complete row.
+    """
+    done = 0
+    try:
+        for fields in reader:
+            done = reader.line_num
+            if any(f.strip() for f in fields):
+                yield done, fields
+    except csv.Error as exc:
+        raise UserError(f"{path}:{done + 1}: malformed {reader.dialect.delimiter!r}-separated row ({exc}); "
+                        'check for an unbalanced " quote') from exc
 
 
 def read_lightgcn(path: Path) -> Dataset:
@@ -100,20 +119,12 @@ def read_csv(path: Path, split: str, ratios: list[float], seed: int) -> Dataset:
     rows: list[list[str]] = []
     numbers: list[int] = []
     header: list[str] | None = None
-    done = 0  # the last line of the last complete row: a malformed row starts after it
-    try:
-        for fields in reader:
-            done = reader.line_num
-            if not any(f.strip() for f in fields):
-                continue
-            if header is None and not rows and _is_header(fields):
-                header = [f.strip() for f in fields]
-                continue
-            rows.append(fields)
-            numbers.append(reader.line_num)
-    except csv.Error as exc:
-        raise UserError(f"{path}:{done + 1}: malformed {delimiter!r}-separated row ({exc}); "
-                        'check for an unbalanced " quote') from exc
+    for number, fields in csv_rows(path, reader):
+        if header is None and not rows and _is_header(fields):
+            header = [f.strip() for f in fields]
+            continue
+        rows.append(fields)
+        numbers.append(number)
     if header is None:
         timed = bool(rows) and len(rows[0]) >= 3
         names = ["user", "item", "timestamp"] if timed else ["user", "item"]

@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..data.readers import csv_rows
 from ..errors import UserError
 
 ID_NAMES = ("item_id", "parent_asin", "asin", "item", "id")
@@ -111,28 +112,21 @@ def _read_table(path: Path, text: str, fields: list[str], id_field: str | None, 
     ids: list[str] = []
     texts: list[str] = []
     lines: list[int] = []
-    done = 0
-    try:
-        for row in reader:
-            done = reader.line_num
-            if not any(f.strip() for f in row):
-                continue
-            if header is None:
-                header = [h.strip() for h in row]
-                names = [h.split(":", 1)[0].lower() for h in header]
-                id_col = _pick_id(path, names, header, id_field)
-                cols = [_pick_field(path, names, header, f) for f in fields]
-                listy = [header[c].endswith(":token_seq") or names[c] in ("categories", "category")
-                         for c in cols]
-                continue
-            if len(row) != len(header):
-                raise UserError(f"{path}:{done}: {len(row)} fields, but the header has {len(header)} "
-                                f"({', '.join(header)})")
-            ids.append(_item_id(path, done, row[id_col], header[id_col]))
-            texts.append(join_fields([_table_value(row[c], seq) for c, seq in zip(cols, listy)]))
-            lines.append(done)
-    except csv.Error as exc:
-        raise UserError(f"{path}:{done + 1}: malformed row ({exc}); check for an unbalanced \" quote") from exc
+    for number, row in csv_rows(path, reader):
+        if header is None:
+            header = [h.strip() for h in row]
+            names = [h.split(":", 1)[0].lower() for h in header]
+            id_col = _pick_id(path, names, header, id_field)
+            cols = [_pick_field(path, names, header, f) for f in fields]
+            listy = [header[c].endswith(":token_seq") or names[c] in ("categories", "category")
+                     for c in cols]
+            continue
+        if len(row) != len(header):
+            raise UserError(f"{path}:{number}: {len(row)} fields, but the header has {len(header)} "
+                            f"({', '.join(header)})")
+        ids.append(_item_id(path, number, row[id_col], header[id_col]))
+        texts.append(join_fields([_table_value(row[c], seq) for c, seq in zip(cols, listy)]))
+        lines.append(number)
     if header is None:
         raise UserError(f"{path}: the file is empty; expected a header naming item_id and the text fields")
     return _checked(ItemTexts(path, ids, texts, lines, fields))
