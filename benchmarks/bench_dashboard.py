@@ -29,7 +29,7 @@ from lgcn_tui import config as cfgmod
 from lgcn_tui import data, presets, rundir
 from lgcn_tui.data.dataset import Dataset
 from lgcn_tui.sinks.jsonl import JsonlSink
-from lgcn_tui.train import events as ev
+from lgcn_tui.contract import events as ev
 from lgcn_tui.train.trainer import Trainer
 from lgcn_tui.ui.app import live_app
 

@@ -43,7 +43,7 @@ from lgcn_tui.graph.adjacency import build_adjacency
 from lgcn_tui.model.lightgcn import bpr_loss
 from lgcn_tui.sinks.jsonl import JsonlSink
 from lgcn_tui.train import commands as cmd
-from lgcn_tui.train import events as ev
+from lgcn_tui.contract import events as ev
 from lgcn_tui.train.trainer import Trainer, evaluate_split
 
 warnings.filterwarnings("ignore", message="Sparse (CSR tensor support|invariant checks)")

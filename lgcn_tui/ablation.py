@@ -36,12 +36,13 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from . import __version__, data, presets, rundir
+from . import __version__, presets, rundir
 from . import config as cfgmod
 from .errors import UserError
 from .headless import run_headless
+from .run import checkpoints as ckpt
+from .run.lifecycle import Run
 from .sinks.jsonl import read_events
-from .train import checkpoint as ckpt
 
 MODES: dict[str, dict[str, str]] = {
     "frozen": {"model.item_init": "pretrained", "model.item_mode": "frozen"},
@@ -173,13 +174,13 @@ def run_ablation(preset: str, overrides: list[str], modes: list[str], out: Path 
                 console.print(f"[green]{mode}[/] finished earlier in {run.path}; skipped")
                 continue
             console.rule(f"ablation {where}: {mode} ({n}/{len(configs)})")
-            dataset = data.load(cfg)
-            resume_from = ckpt.latest(run.checkpoints) if run.config.is_file() else None
-            if resume_from is None:
+            if run.config.is_file() and ckpt.latest(run.checkpoints) is not None:
+                mode_run = Run(cfg, preset=preset, resume=run.path)
+            else:
                 # Nothing to resume: whatever a start left behind is history without a state.
                 run.metrics.unlink(missing_ok=True)
-                run = rundir.create(cfg, preset, run.path)
-            code = run_headless(cfg, run, dataset, preset, resume_from, console)
+                mode_run = Run(cfg, preset=preset, directory=run.path)
+            code = run_headless(mode_run, console)
             if last_state(run) != "done":
                 write_report(where, console)
                 console.print(f"[yellow]ablation stopped: {mode} did not finish; finished modes are kept. "

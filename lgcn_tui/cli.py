@@ -6,10 +6,12 @@ exit code 2, before any work starts where it can be found that early.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Optional, TypeVar
 
 import numpy as np
 import torch
@@ -19,11 +21,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import config as cfgmod
-from . import data, presets, retrieval, rundir
+from . import presets, retrieval, rundir
+from .contract import commands as cmd
+from .contract import control_file
 from .errors import UserError
-from .train import checkpoint as ckpt
-from .train import commands as cmd
-from .train.trainer import build_model, evaluate_split, pick_device
+from .run.lifecycle import Run
+from .run.loader import load_model, open_saved
+from .train.ranking import evaluate_split
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Train LightGCN with text-warm-started items, from a dashboard or headless.")
@@ -33,10 +37,27 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+F = TypeVar("F", bound=Callable[..., object])
+
+
 def _fail(exc: UserError) -> None:
     # Escaped: messages quote user input and install hints like lgcn-tui[faiss], not markup.
     err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False)
     raise typer.Exit(2)
+
+
+def user_errors(command: F) -> F:
+    """The one error path of every command: a ``UserError`` is one plain message and exit code 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args: object, **kwargs: object) -> object:
+        try:
+            return command(*args, **kwargs)
+        except UserError as exc:
+            _fail(exc)
+        return None
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _resolve(preset: str, overrides: list[str]) -> cfgmod.Config:
@@ -45,38 +66,32 @@ def _resolve(preset: str, overrides: list[str]) -> cfgmod.Config:
 
 
 @app.command()
+@user_errors
 def train(
     preset: Annotated[str, typer.Option("--preset", "-p", help="Preset name (see `lgcn-tui presets`) or a .toml path.")] = "demo",
     set_: Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override a key: section.key=value (repeatable).")] = None,
     no_ui: Annotated[bool, typer.Option("--no-ui", help="Run headless: progress bar and log lines instead of the dashboard.")] = False,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the run in this run directory from its newest checkpoint.")] = None,
+    break_lock: Annotated[bool, typer.Option("--break-lock", help="Take over a run directory whose lock names a "
+                                             "process on another host that is really gone.")] = False,
 ) -> None:
     """Train a model from a preset; headless with --no-ui, otherwise in the dashboard."""
-    try:
-        if resume is not None:
-            if set_:
-                raise UserError("--resume continues a run exactly as configured; --set cannot be combined with it "
-                                f"(edit {resume / 'config.toml'} by hand if you must)")
-            run = rundir.open_run(resume)
-            cfg, preset_name = run.load_config(), run.preset()
-            resume_from = ckpt.latest(run.checkpoints)
-            if resume_from is None:
-                raise UserError(f"{run.checkpoints} holds no checkpoint to resume from")
-        else:
-            cfg, preset_name, resume_from = _resolve(preset, set_ or []), preset, None
-        dataset = data.load(cfg)
-        if resume is None:
-            run = rundir.create(cfg, preset_name)
-        if no_ui:
-            from .headless import run_headless
+    if resume is not None:
+        if set_:
+            raise UserError("--resume continues a run exactly as configured; --set cannot be combined with it "
+                            f"(edit {resume / 'config.toml'} by hand if you must)")
+        saved = open_saved(resume)
+        run = Run(saved.cfg, preset=saved.preset, resume=saved.dir.path, break_lock=break_lock)
+    else:
+        run = Run(_resolve(preset, set_ or []), preset=preset, break_lock=break_lock)
+    if no_ui:
+        from .headless import run_headless
 
-            code = run_headless(cfg, run, dataset, preset_name, resume_from, console)
-        else:
-            from .ui.app import run_dashboard
+        code = run_headless(run, console)
+    else:
+        from .ui.app import run_dashboard
 
-            code = run_dashboard(cfg, run, dataset, preset_name, resume_from)
-    except UserError as exc:
-        _fail(exc)
+        code = run_dashboard(run)
     raise typer.Exit(code)
 
 
@@ -92,70 +107,42 @@ def presets_list(ctx: typer.Context) -> None:
 
 
 @presets_app.command("show")
+@user_errors
 def presets_show(name: Annotated[str, typer.Argument(help="Preset name or .toml path.")],
                  set_: Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override a key.")] = None) -> None:
     """Print a preset fully resolved: every key, defaults included."""
-    try:
-        cfg = _resolve(name, set_ or [])
-    except UserError as exc:
-        _fail(exc)
-    sys.stdout.write(cfg.to_toml())
-
-
-def _checkpoint_path(run: rundir.RunDir, choice: str) -> Path:
-    if choice == "best":
-        if not run.best.exists():
-            raise UserError(f"{run.best} does not exist yet (no evaluation has finished); use --checkpoint last")
-        return run.best
-    if choice == "last":
-        found = ckpt.latest(run.checkpoints)
-        if found is None:
-            raise UserError(f"{run.checkpoints} holds no checkpoint")
-        return found
-    return Path(choice)
-
-
-def _load_run(run_dir: Path, checkpoint: str):
-    run = rundir.open_run(run_dir)
-    cfg = run.load_config()
-    dataset = data.load(cfg)
-    device = pick_device(cfg.run.device)
-    adj, model = build_model(cfg, dataset, device)
-    path = _checkpoint_path(run, checkpoint)
-    ckpt.restore_model(model, ckpt.load(path)["model"], path)
-    model.eval()
-    return run, cfg, dataset, adj, model, path
+    sys.stdout.write(_resolve(name, set_ or []).to_toml())
 
 
 CHECKPOINT_HELP = "best, last, or a checkpoint file path."
 
 
 @app.command("eval")
+@user_errors
 def eval_(
     run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
     checkpoint: Annotated[str, typer.Option(help=CHECKPOINT_HELP)] = "best",
     split: Annotated[str, typer.Option(help="test, valid, or both.")] = "test",
 ) -> None:
     """Evaluate a checkpoint of a run with full ranking (Recall@K, NDCG@K)."""
-    try:
-        if split not in ("test", "valid", "both"):
-            raise UserError(f"--split {split!r} is not valid; choose test, valid or both")
-        run, cfg, dataset, adj, model, path = _load_run(run_dir, checkpoint)
-        splits = ["valid", "test"] if split == "both" else [split]
-        table = Table("metric", *splits, title=f"{path}")
-        results = {}
-        for s in splits:
-            if not len(getattr(dataset, s)):
-                raise UserError(f"the dataset of {run.path} has no {s} interactions; choose another --split")
-            results[s] = evaluate_split(model, adj, dataset, s, cfg.eval.ks, cfg.eval.chunk_users)
-        for key in results[splits[0]]:
-            table.add_row(key, *(f"{results[s][key]:.4f}" for s in splits))
-        console.print(table)
-    except UserError as exc:
-        _fail(exc)
+    if split not in ("test", "valid", "both"):
+        raise UserError(f"--split {split!r} is not valid; choose test, valid or both")
+    loaded = load_model(run_dir, checkpoint)
+    dataset, ks, chunk = loaded.dataset, loaded.run.cfg.eval.ks, loaded.run.cfg.eval.chunk_users
+    splits = ["valid", "test"] if split == "both" else [split]
+    for s in splits:
+        if not len(getattr(dataset, s)):
+            raise UserError(f"the dataset of {loaded.run.dir.path} has no {s} interactions; choose another --split")
+    users, items = loaded.model.final_embeddings(loaded.adj)
+    results = {s: evaluate_split(users, items, dataset, s, ks, chunk) for s in splits}
+    table = Table("metric", *splits, title=f"{loaded.checkpoint}")
+    for key in results[splits[0]]:
+        table.add_row(key, *(f"{results[s][key]:.4f}" for s in splits))
+    console.print(table)
 
 
 @app.command()
+@user_errors
 def export(
     run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
     checkpoint: Annotated[str, typer.Option(help=CHECKPOINT_HELP)] = "best",
@@ -165,17 +152,15 @@ def export(
                                                  "size: flat up to 100k items, hnsw up to 2M, ivf beyond).")] = None,
 ) -> None:
     """Write final user/item embeddings (.npy) and the raw id of each row to RUN_DIR/export."""
-    try:
-        if index is not None and not faiss_:
-            raise UserError(f"--index {index} chooses the Faiss index; add --faiss to build one")
-        if faiss_:
-            retrieval.require_faiss()
-        run, cfg, dataset, adj, model, path = _load_run(run_dir, checkpoint)
-        kind = retrieval.choose_index(index, dataset.n_items) if faiss_ else None
-    except UserError as exc:
-        _fail(exc)
-    users, items = model.final_embeddings(adj)
-    out = run.export
+    if index is not None and not faiss_:
+        raise UserError(f"--index {index} chooses the Faiss index; add --faiss to build one")
+    if faiss_:
+        retrieval.require_faiss()
+    loaded = load_model(run_dir, checkpoint)
+    dataset, model, cfg = loaded.dataset, loaded.model, loaded.run.cfg
+    kind = retrieval.choose_index(index, dataset.n_items) if faiss_ else None
+    users, items = model.final_embeddings(loaded.adj)
+    out = loaded.run.dir.export
     out.mkdir(exist_ok=True)
     np.save(out / "user_emb.npy", users.cpu().numpy())
     np.save(out / "item_emb.npy", items.cpu().numpy())
@@ -183,18 +168,17 @@ def export(
         np.save(out / "item_ego.npy", model.item_vectors().cpu().numpy())
     (out / "user_ids.json").write_text(json.dumps(dataset.user_ids))
     (out / "item_ids.json").write_text(json.dumps(dataset.item_ids))
-    (out / "export.json").write_text(json.dumps({"checkpoint": str(path), "layers": cfg.model.layers,
+    (out / "export.json").write_text(json.dumps({"checkpoint": str(loaded.checkpoint), "layers": cfg.model.layers,
                                                  "combine": cfg.model.combine, "dim": model.dim}, indent=1))
-    console.print(f"exported {dataset.n_users} users and {dataset.n_items} items ({model.dim}-d) from {path} to {out}")
+    console.print(f"exported {dataset.n_users} users and {dataset.n_items} items ({model.dim}-d) "
+                  f"from {loaded.checkpoint} to {out}")
     if kind is not None:
-        try:
-            report = retrieval.export_index(users, items, dataset, kind, out, cfg.eval.chunk_users)
-        except UserError as exc:
-            _fail(exc)
+        report = retrieval.export_index(users, items, dataset, kind, out, cfg.eval.chunk_users)
         retrieval.print_index_report(report, console)
 
 
 @app.command()
+@user_errors
 def recommend(
     run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
     user: Annotated[str, typer.Option("--user", "-u", help="Raw user id, as in the data.")],
@@ -205,22 +189,21 @@ def recommend(
                                                   "embedded from, else the *.item beside the data.")] = None,
 ) -> None:
     """Print a user's top-k items (training items excluded), with titles when an item file is known."""
-    try:
-        if k < 1:
-            raise UserError(f"-k {k} must be at least 1")
-        run, cfg, dataset, adj, model, path = _load_run(run_dir, checkpoint)
-        row = retrieval.user_index(dataset, user, f"{run.path}")
-        users, item_vecs = model.final_embeddings(adj)
-        recs = retrieval.recommend(users, item_vecs, dataset, row, k)
-        title_file = items if items is not None else retrieval.find_item_file(cfg)
-        titles = retrieval.read_titles(title_file) if title_file is not None else {}
-    except UserError as exc:
-        _fail(exc)
+    if k < 1:
+        raise UserError(f"-k {k} must be at least 1")
+    loaded = load_model(run_dir, checkpoint)
+    dataset = loaded.dataset
+    row = retrieval.user_index(dataset, user, f"{loaded.run.dir.path}")
+    users, item_vecs = loaded.model.final_embeddings(loaded.adj)
+    recs = retrieval.recommend(users, item_vecs, dataset, row, k)
+    title_file = items if items is not None else retrieval.find_item_file(loaded.run.cfg)
+    titles = retrieval.read_titles(title_file) if title_file is not None else {}
     excluded = int((dataset.train[:, 0] == row).sum())
-    retrieval.print_recommendations(recs, user, excluded, titles, title_file, path, console)
+    retrieval.print_recommendations(recs, user, excluded, titles, title_file, loaded.checkpoint, console)
 
 
 @app.command()
+@user_errors
 def ablate(
     preset: Annotated[Optional[str], typer.Option("--preset", "-p", help="Preset name or .toml path (default demo).")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override a key in every mode (repeatable).")] = None,
@@ -234,41 +217,45 @@ def ablate(
     """Train one preset and seed with frozen, learnable, residual and random items; compare them in one table."""
     from . import ablation
 
-    try:
-        if report is not None:
-            if preset or set_ or modes or out:
-                raise UserError("--report only re-reads an ablation directory; drop --preset, --set, --modes and --out")
-            code = ablation.write_report(report, console)
-        else:
-            code = ablation.run_ablation(preset or "demo", set_ or [], ablation.parse_modes(modes or []), out, console)
-    except UserError as exc:
-        _fail(exc)
+    if report is not None:
+        if preset or set_ or modes or out:
+            raise UserError("--report only re-reads an ablation directory; drop --preset, --set, --modes and --out")
+        code = ablation.write_report(report, console)
+    else:
+        code = ablation.run_ablation(preset or "demo", set_ or [], ablation.parse_modes(modes or []), out, console)
     raise typer.Exit(code)
 
 
-@app.command()
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise UserError(f"lr value {text!r} is not a number; e.g. `lgcn-tui send RUN_DIR lr item 1e-4`") from None
+
+
+# Unknown options pass through as arguments, so `lr item -1` reaches the rate's own check.
+@app.command(context_settings={"ignore_unknown_options": True})
+@user_errors
 def send(
     run_dir: Annotated[Path, typer.Argument(help="The run directory of a running headless run.")],
     command: Annotated[str, typer.Argument(help="pause, resume, checkpoint, evaluate, stop, or lr.")],
     group: Annotated[Optional[str], typer.Argument(help="For lr: user or item.")] = None,
-    value: Annotated[Optional[float], typer.Argument(help="For lr: the new learning rate.")] = None,
+    value: Annotated[Optional[str], typer.Argument(help="For lr: the new learning rate.")] = None,
 ) -> None:
     """Send a command to a headless run through its control file."""
-    try:
-        run = rundir.open_run(run_dir)
-        if command == "lr":
-            if group is None or value is None:
-                raise UserError("lr needs a group and a value, e.g. `lgcn-tui send RUN_DIR lr item 1e-4`")
-            order = cmd.set_lr(group, value)
-        else:
-            order = cmd.command_from_dict({"cmd": command}, source="send")
-        cmd.send(run.path, order)
-    except UserError as exc:
-        _fail(exc)
-    console.print(f"sent {order.to_dict()} to {run.path / cmd.CONTROL_FILE}")
+    run = rundir.open_run(run_dir)
+    if command == "lr":
+        if group is None or value is None:
+            raise UserError("lr needs a group and a value, e.g. `lgcn-tui send RUN_DIR lr item 1e-4`")
+        order: cmd.Command = cmd.SetLr(group, _number(value), source="send")
+    else:
+        order = cmd.parse({"cmd": command}, source="send")
+    control_file.send(run.path, order)
+    console.print(f"sent {cmd.to_dict(order)} to {run.path / control_file.CONTROL_FILE}")
 
 
 @app.command()
+@user_errors
 def watch(
     run_dir: Annotated[Path, typer.Argument(help="A run directory, e.g. of a run started with --no-ui.")],
 ) -> None:
@@ -276,16 +263,13 @@ def watch(
 
     Quitting detaches; the run goes on. A finished run shows its whole history.
     """
-    try:
-        from .ui.app import run_watch
+    from .ui.app import run_watch
 
-        code = run_watch(run_dir)
-    except UserError as exc:
-        _fail(exc)
-    raise typer.Exit(code)
+    raise typer.Exit(run_watch(run_dir))
 
 
 @app.command()
+@user_errors
 def embed(
     items_file: Annotated[Path, typer.Argument(help="Item text: RecBole .item, .csv/.tsv/.jsonl with an id column, "
                                                "or Amazon 2023 metadata (meta_*.jsonl[.gz]).")],
@@ -308,8 +292,4 @@ def embed(
     names = [f.strip() for f in fields.split(",") if f.strip()]
     request = EmbedRequest(items=items_file, model=model, fields=names, out=out, id_field=id_field, id_map=id_map,
                            batch_size=batch_size, device=device, normalize=normalize)
-    try:
-        summary = embed_items(request, console)
-    except UserError as exc:
-        _fail(exc)
-    print_summary(summary, items_file, console)
+    print_summary(embed_items(request, console), items_file, console)

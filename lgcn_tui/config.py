@@ -34,6 +34,7 @@ class RunConfig:
     epochs: int = 20
     amp: bool = True
     threads: int = 0
+    publish_every: int = 1
 
 
 @dataclass
@@ -91,6 +92,14 @@ class OptimConfig:
 
 
 @dataclass
+class ObjectiveConfig:
+    """``loss``: the ranking loss; ``terms``: auxiliary terms added to it (see ``objective``)."""
+
+    loss: str = "bpr"
+    terms: list[str] = field(default_factory=lambda: ["reg"])
+
+
+@dataclass
 class EvalConfig:
     every: int = 1
     ks: list[int] = field(default_factory=lambda: [10, 20, 50])
@@ -113,6 +122,7 @@ class Config:
     graph: GraphConfig = field(default_factory=GraphConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
 
@@ -136,7 +146,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
 }
 
 POSITIVE = {
-    "run.epochs", "model.dim", "optim.batch_size", "eval.every", "eval.chunk_users",
+    "run.epochs", "run.publish_every", "model.dim", "optim.batch_size", "eval.every", "eval.chunk_users",
     "eval.sim_bins", "checkpoint.keep_last", "data.pretrained_dim", "data.synthetic_users",
     "data.synthetic_items", "data.synthetic_factors", "data.synthetic_per_user",
     "data.synthetic_dim", "optim.user_lr", "optim.item_lr",

@@ -9,7 +9,8 @@ items (training items; for the test split validation items too). Retrieving K + 
 neighbours, where c is at least the number of items user u has seen, and then dropping
 the seen ones gives exactly the masked top K whenever the index itself is exact. Users
 are searched in groups by c rounded up to a power of two, so a few heavy users do not
-make every query fetch hundreds of neighbours.
+make every query fetch hundreds of neighbours. The exact ranking an index is measured
+against, and ``recommend``'s, is evaluation's own ``train.ranking.Ranker``.
 """
 
 from __future__ import annotations
@@ -32,9 +33,8 @@ from .data.dataset import Dataset
 from .data.sidecar import read_sidecar
 from .embed.text import MissingField, read_item_texts
 from .errors import UserError
-from .train.metrics import known_index, mask_known
+from .train.ranking import embedding_ranker, known_items, list_recall
 from .train.sampler import contains, sorted_keys
-from .train.trainer import known_items
 
 INDEX_KINDS = ("flat", "ivf", "hnsw")
 FAISS_HINT = "pip install 'lgcn-tui[faiss]'"
@@ -100,25 +100,6 @@ def _search(index: Any, kind: str, queries: np.ndarray, k: int) -> np.ndarray:
 
 
 # ----- masked top-k -----------------------------------------------------------------------
-def exact_topk(users_emb: torch.Tensor, items_emb: torch.Tensor, users: np.ndarray, known: np.ndarray, k: int,
-               chunk: int) -> np.ndarray:
-    """Top-k items by inner product with ``known`` pairs masked, ranked as evaluation ranks them.
-
-    Rows are padded with -1 where fewer than k items are left unmasked.
-    """
-    n_items = items_emb.shape[0]
-    known_pairs = known_index(known, users_emb.shape[0])
-    out = np.full((len(users), k), -1, dtype=np.int64)
-    for start in range(0, len(users), chunk):
-        u = torch.from_numpy(users[start : start + chunk])
-        scores = users_emb.index_select(0, u) @ items_emb.T
-        mask_known(scores, u, known_pairs)
-        values, top = torch.topk(scores, min(k, n_items), dim=1)
-        top[torch.isinf(values)] = -1
-        out[start : start + chunk, : top.shape[1]] = top.numpy()
-    return out
-
-
 def masked_search(search: Any, users_emb: np.ndarray, users: np.ndarray, known: np.ndarray, n_items: int,
                   k: int) -> np.ndarray:
     """Top-k of an index for each user with its ``known`` items dropped (see the module docstring).
@@ -140,14 +121,6 @@ def masked_search(search: Any, users_emb: np.ndarray, users: np.ndarray, known: 
         picked[~np.take_along_axis(keep, order, 1)] = -1
         out[sel, : picked.shape[1]] = picked
     return out
-
-
-def recall(lists: np.ndarray, users: np.ndarray, held_out: np.ndarray, n_items: int) -> float:
-    """Mean over ``users`` of (held-out items in the list) / (held-out items), as evaluation defines Recall@K."""
-    hits = contains(sorted_keys(held_out, n_items), torch.from_numpy(users[:, None] * n_items + lists)).numpy()
-    hits &= lists >= 0
-    sizes = np.bincount(held_out[:, 0], minlength=int(users.max()) + 1)[users]
-    return float(np.mean(hits.sum(1) / sizes))
 
 
 def overlap(found: np.ndarray, exact: np.ndarray, n_items: int) -> float:
@@ -201,11 +174,11 @@ def export_index(users_emb: torch.Tensor, items_emb: torch.Tensor, dataset: Data
     found = masked_search(lambda q, n: _search(index, kind, q, n), users_np, users, known, dataset.n_items, k)
     searched = time.perf_counter() - started
     started = time.perf_counter()
-    exact = exact_topk(users_emb.cpu().float(), items_emb.cpu().float(), users, known, k, chunk)
+    exact = embedding_ranker(users_emb.cpu().float(), items_emb.cpu().float(), known, chunk).topk(users, k)
     exact_s = time.perf_counter() - started
     report = IndexReport(kind=kind, params=params, file=str(file), split=split, k=k, users=len(users),
-                         exact_recall=recall(exact, users, held_out, dataset.n_items),
-                         ann_recall=recall(found, users, held_out, dataset.n_items),
+                         exact_recall=list_recall(exact, users, held_out, dataset.n_items),
+                         ann_recall=list_recall(found, users, held_out, dataset.n_items),
                          overlap=overlap(found, exact, dataset.n_items), build_seconds=built,
                          search_seconds=searched, exact_seconds=exact_s)
     file.with_suffix(".json").write_text(json.dumps(
@@ -254,8 +227,8 @@ def recommend(users_emb: torch.Tensor, items_emb: torch.Tensor, dataset: Dataset
     Items the user holds in the validation or test split are marked, so a run can be
     eyeballed on its own held-out data.
     """
-    top = exact_topk(users_emb.cpu().float(), items_emb.cpu().float(), np.array([user]), dataset.train, k,
-                     chunk=1)[0]
+    top = embedding_ranker(users_emb.cpu().float(), items_emb.cpu().float(), dataset.train, chunk=1).topk(
+        np.array([user]), k)[0]
     top = top[top >= 0]
     scores = (items_emb.cpu().float()[torch.from_numpy(top)] @ users_emb.cpu().float()[user]).tolist()
     held: dict[int, str] = {}

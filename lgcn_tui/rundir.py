@@ -3,6 +3,7 @@
     RUN_DIR/
       config.toml      the resolved configuration (every key, after preset and --set)
       run.json         preset name, creation time, package version
+      lock             who trains this run now (pid, host, start), while one does
       metrics.jsonl    one event per line (see train/events.py)
       control          commands from other processes, one JSON object per line
       checkpoints/     step-NNNNNNNNN-REASON.pt, best.pt
@@ -50,9 +51,6 @@ class RunDir:
     @property
     def info(self) -> Path:
         return self.path / "run.json"
-
-    def preset(self) -> str:
-        return json.loads(self.info.read_text())["preset"]
 
     def load_config(self) -> cfgmod.Config:
         cfg = cfgmod.from_dict(cfgmod.load_toml(self.config), str(self.config))

@@ -26,7 +26,7 @@ from dgl_stack import env
 from lgcn_tui import config, data, rundir
 from lgcn_tui.errors import UserError
 from lgcn_tui.graph.dgl_backend import load_dgl
-from lgcn_tui.train import events as ev
+from lgcn_tui.contract import events as ev
 from lgcn_tui.train.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,7 +15,7 @@ from lgcn_tui import config as cfgmod
 from lgcn_tui import data, presets, rundir
 from lgcn_tui.sinks.history import History, JsonlFollower, describe, load, planned_lr
 from lgcn_tui.train import commands as cmd
-from lgcn_tui.train import events as ev
+from lgcn_tui.contract import events as ev
 from lgcn_tui.train.trainer import Trainer
 
 SCHEDULE = {"user_lr": 1e-2, "item_lr": 3e-3, "min_lr": 1e-5, "warmup_steps": 10, "item_start_step": 20,

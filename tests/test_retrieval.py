@@ -19,7 +19,8 @@ from lgcn_tui.cli import app
 from lgcn_tui.data.sidecar import Sidecar, write_sidecar
 from lgcn_tui.errors import UserError
 from lgcn_tui.sinks.jsonl import JsonlSink
-from lgcn_tui.train.trainer import Trainer, evaluate_split, known_items
+from lgcn_tui.train.ranking import embedding_ranker, evaluate_split, known_items
+from lgcn_tui.train.trainer import Trainer
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +63,7 @@ def test_flat_index_reproduces_exact_evaluation(trained, tmp_path: Path) -> None
     users, items = embeddings(trainer)
     dataset = trainer.dataset
     report = retrieval.export_index(users, items, dataset, "flat", tmp_path, chunk=64)
-    evaluated = evaluate_split(trainer.model, trainer.adj, dataset, "test", [20], 1024)
+    evaluated = evaluate_split(users, items, dataset, "test", [20], 1024)
     assert report.exact_recall == pytest.approx(evaluated["recall@20"], abs=1e-12)
     # Equal up to float rounding: faiss and torch may sum in another order, so one near-tie may swap.
     assert report.overlap >= 1 - 1 / (20 * report.users)
@@ -97,7 +98,7 @@ def test_masked_search_and_exact_topk_equal_the_obvious_reference(trained) -> No
         return np.argsort(-(queries @ items_np.T), axis=1, kind="stable")[:, :n]
 
     found = retrieval.masked_search(brute, users_np, users, known, dataset.n_items, 5)
-    exact = retrieval.exact_topk(users_t, items_t, users, known, 5, chunk=7)
+    exact = embedding_ranker(users_t, items_t, known, chunk=7).topk(users, 5)
     for got in (found, exact):
         same = np.sort(got, axis=1) == np.sort(want, axis=1)
         assert same.mean() > 0.999  # a float near-tie at rank 5 may differ between numpy and torch

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lgcn_tui.model.lightgcn import LightGCN
-from lgcn_tui.train.schedule import alpha_at, lr_at
+from lgcn_tui.contract.schedule import alpha_at, lr_at
 
 
 def test_warmup_is_linear_up_to_the_base_rate() -> None:

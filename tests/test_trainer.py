@@ -1,34 +1,44 @@
-"""The trainer as a user steers it: exact resume, commands, NaN handling, checkpoints on disk."""
+"""The run as a user steers it: exact resume, commands, NaN handling, checkpoints on disk."""
 
 from __future__ import annotations
 
-import queue
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 
-from lgcn_tui import data, rundir
+from lgcn_tui import rundir
+from lgcn_tui.contract import commands as cmd
+from lgcn_tui.contract import events as ev
 from lgcn_tui.errors import UserError
-from lgcn_tui.sinks.jsonl import JsonlSink, read_events
-from lgcn_tui.train import checkpoint as ckpt
-from lgcn_tui.train import commands as cmd
-from lgcn_tui.train import events as ev
-from lgcn_tui.train.trainer import Trainer
+from lgcn_tui.run import checkpoints as ckpt
+from lgcn_tui.run.lifecycle import Run
+from lgcn_tui.sinks.jsonl import read_events
 
 
 class Recorder:
     """Keeps every event; optionally sends commands when a given step has been published."""
 
-    def __init__(self, commands: queue.Queue | None = None, at: dict[int, list[cmd.Command]] | None = None) -> None:
+    def __init__(self, run: Run | None = None, at: dict[int, list[cmd.Command]] | None = None) -> None:
         self.events: list[ev.Event] = []
-        self.commands, self.at = commands, at or {}
+        self.run, self.at = run, at or {}
+        self.changed = threading.Condition()
 
     def handle(self, event: ev.Event) -> None:
-        self.events.append(event)
-        if isinstance(event, ev.StepMetrics) and self.commands is not None:
+        with self.changed:
+            self.events.append(event)
+            self.changed.notify_all()
+        if isinstance(event, ev.StepMetrics) and self.run is not None:
             for command in self.at.pop(event.step, []):
-                self.commands.put(command)
+                self.run.send(command)
+
+    def wait_for(self, seen: Callable[[ev.Event], bool], timeout: float = 30) -> ev.Event:
+        """The first event for which ``seen`` holds, waiting for it to be published."""
+        with self.changed:
+            assert self.changed.wait_for(lambda: any(seen(e) for e in self.events), timeout)
+            return next(e for e in self.events if seen(e))
 
     def flush(self) -> None:
         return None
@@ -40,14 +50,13 @@ class Recorder:
         return [e for e in self.events if isinstance(e, kind)]
 
 
-def start(cfg, at=None, resume_from: Path | None = None, run=None):
-    dataset = data.load(cfg)
-    run = run or rundir.create(cfg, "test")
-    commands: queue.Queue = queue.Queue()
-    recorder = Recorder(commands, at)
-    jsonl = JsonlSink(run.metrics)
-    trainer = Trainer(cfg, run, dataset, [recorder, jsonl], commands, "test", resume_from)
-    return trainer, recorder, jsonl, run
+def start(cfg, at=None, resume_from: Path | None = None, run: rundir.RunDir | None = None):
+    recorder = Recorder(at=at)
+    trainer = Run(cfg, preset="test", sinks=[recorder], resume=run.path if run else None, checkpoint=resume_from)
+    recorder.run = trainer
+    trainer.setup()
+    assert trainer.run_dir is not None
+    return trainer, recorder, trainer.run_dir
 
 
 def evals(events: list[dict]) -> list[tuple[int, str, dict]]:
@@ -57,27 +66,27 @@ def evals(events: list[dict]) -> list[tuple[int, str, dict]]:
 @pytest.mark.parametrize("mode", ["learnable", "residual"])
 def test_interrupted_and_resumed_run_equals_uninterrupted(tiny_config, mode: str) -> None:
     cfg = tiny_config(f"model.item_mode={mode}", "optim.item_start_epoch=1", "optim.warmup_epochs=1")
-    whole, _, jsonl, run_a = start(cfg)
-    assert whole.run() == "done"
-    jsonl.close()
+    whole, _, run_a = start(cfg)
+    assert whole.train() == "done"
+    whole.cleanup()
 
     steps = whole.steps_per_epoch
     stop_at = steps + steps // 2  # in the middle of the second epoch
-    half, _, jsonl, run_b = start(cfg, at={stop_at: [cmd.set_lr("item", 2e-3), cmd.stop()]})
-    assert half.run() == "stopped"
-    jsonl.close()
+    half, _, run_b = start(cfg, at={stop_at: [cmd.SetLr("item", 2e-3), cmd.Stop()]})
+    assert half.train() == "stopped"
+    half.cleanup()
     latest = ckpt.latest(run_b.checkpoints)
     assert latest is not None and latest.name.endswith("-stop.pt")
 
-    resumed, recorder, jsonl, _ = start(cfg, resume_from=latest, run=run_b)
+    resumed, recorder, _ = start(cfg, resume_from=latest, run=run_b)
     assert resumed.state.step == stop_at + 1 and resumed.state.epoch == 1
-    assert resumed.run() == "done"
-    jsonl.close()
+    assert resumed.train() == "done"
+    resumed.cleanup()
 
     # The uninterrupted reference must see the same LR change at the same step.
-    again, _, jsonl, run_c = start(cfg, at={stop_at: [cmd.set_lr("item", 2e-3)]})
-    again.run()
-    jsonl.close()
+    again, _, run_c = start(cfg, at={stop_at: [cmd.SetLr("item", 2e-3)]})
+    again.train()
+    again.cleanup()
     expected = read_events(run_c.metrics)
     got = read_events(run_b.metrics)
     assert evals(got) == evals(expected)
@@ -88,33 +97,28 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tiny_config, mode: str
 
 
 def test_pause_holds_the_step_counter_until_resume(tiny_config) -> None:
-    trainer, recorder, jsonl, _ = start(tiny_config(), at={2: [cmd.pause()]})
-    import threading
-
-    thread = threading.Thread(target=trainer.run)
+    trainer, recorder, _ = start(tiny_config(), at={2: [cmd.Pause()]})
+    thread = threading.Thread(target=trainer.train)
     thread.start()
     try:
-        for _ in range(200):
-            if any(e.state == "paused" for e in recorder.of(ev.StateChanged)):
-                break
-            thread.join(0.02)
-        steps_when_paused = len(recorder.of(ev.StepMetrics))
-        thread.join(0.5)
-        assert len(recorder.of(ev.StepMetrics)) == steps_when_paused == 3
-        trainer.commands.put(cmd.resume())
-        thread.join(30)
-        assert not thread.is_alive()
+        recorder.wait_for(lambda e: isinstance(e, ev.StateChanged) and e.state == "paused")
+        # A paused run still takes commands: the checkpoint it saves shows where it holds.
+        trainer.send(cmd.SaveCheckpoint())
+        saved = recorder.wait_for(lambda e: isinstance(e, ev.CheckpointSaved) and e.reason == "manual")
+        assert saved.step == 3 and len(recorder.of(ev.StepMetrics)) == 3
+        trainer.send(cmd.Resume())
+        recorder.wait_for(lambda e: isinstance(e, ev.StateChanged) and e.state == "done")
         assert len(recorder.of(ev.StepMetrics)) == trainer.total_steps
     finally:
-        trainer.commands.put(cmd.stop(save=False))
-        thread.join(5)
-        jsonl.close()
+        trainer.send(cmd.Stop(save=False))
+        thread.join()
+        trainer.cleanup()
 
 
 def test_checkpoint_and_set_lr_commands(tiny_config) -> None:
-    trainer, recorder, jsonl, run = start(tiny_config(), at={1: [cmd.set_lr("user", 0.05), cmd.checkpoint()]})
-    trainer.run()
-    jsonl.close()
+    trainer, recorder, run = start(tiny_config(), at={1: [cmd.SetLr("user", 0.05), cmd.SaveCheckpoint()]})
+    trainer.train()
+    trainer.cleanup()
     saved = [e for e in recorder.of(ev.CheckpointSaved) if e.reason == "manual"]
     assert len(saved) == 1 and Path(saved[0].path).is_file() and saved[0].step == 2
     step2 = [e for e in recorder.of(ev.StepMetrics) if e.step == 2][0]
@@ -122,13 +126,13 @@ def test_checkpoint_and_set_lr_commands(tiny_config) -> None:
     changed = recorder.of(ev.LrChanged)
     assert [(c.group, c.lr, c.step) for c in changed] == [("user", 0.05, 2)]
     payload = ckpt.load(Path(saved[0].path))
-    assert payload["state"]["lr_scale"]["user"] != 1.0
+    assert payload["schedule"]["lr_scale"]["user"] != 1.0
 
 
 def test_checkpoints_are_pruned_to_the_last_few_plus_best(tiny_config) -> None:
-    trainer, _, jsonl, run = start(tiny_config("run.epochs=5", "checkpoint.keep_last=2"))
-    trainer.run()
-    jsonl.close()
+    trainer, _, run = start(tiny_config("run.epochs=5", "checkpoint.keep_last=2"))
+    trainer.train()
+    trainer.cleanup()
     names = sorted(p.name for p in run.checkpoints.iterdir())
     epoch_files = [n for n in names if n.endswith("-epoch.pt")]
     assert len(epoch_files) == 2 and "best.pt" in names
@@ -137,7 +141,7 @@ def test_checkpoints_are_pruned_to_the_last_few_plus_best(tiny_config) -> None:
 
 
 def test_nan_loss_pauses_with_a_checkpoint_of_the_last_good_state(tiny_config) -> None:
-    trainer, recorder, jsonl, run = start(tiny_config())
+    trainer, recorder, run = start(tiny_config())
     original = trainer._step
     calls = {"n": 0}
 
@@ -157,10 +161,10 @@ def test_nan_loss_pauses_with_a_checkpoint_of_the_last_good_state(tiny_config) -
     good = trainer.model.user.detach().clone()
     resume_on_error = Recorder()
     resume_on_error.handle = lambda e: (  # type: ignore[method-assign]
-        trainer.commands.put(cmd.resume()) if isinstance(e, ev.StateChanged) and e.state == "paused" else None)
+        trainer.send(cmd.Resume()) if isinstance(e, ev.StateChanged) and e.state == "paused" else None)
     trainer.sinks.append(resume_on_error)
-    trainer.run()
-    jsonl.close()
+    trainer.train()
+    trainer.cleanup()
     errors = [m for m in recorder.of(ev.Message) if m.level == "error"]
     assert len(errors) == 1 and "NaN" in errors[0].text and errors[0].checkpoint
     states = [s.state for s in recorder.of(ev.StateChanged)]
@@ -172,28 +176,28 @@ def test_nan_loss_pauses_with_a_checkpoint_of_the_last_good_state(tiny_config) -
 
 
 def test_stop_request_interrupts_evaluation_without_results(tiny_config) -> None:
-    trainer, recorder, jsonl, _ = start(tiny_config("eval.chunk_users=1"))
-    trainer.commands.put(cmd.stop())
+    trainer, recorder, _ = start(tiny_config("eval.chunk_users=1"))
+    trainer.send(cmd.Stop())
     trainer.evaluate()
-    jsonl.close()
+    trainer.cleanup()
     assert recorder.of(ev.EvalResult) == []
 
 
 def test_metrics_file_replays_into_the_same_events(tiny_config) -> None:
-    trainer, recorder, jsonl, run = start(tiny_config("run.epochs=1"))
-    trainer.run()
-    jsonl.close()
+    trainer, recorder, run = start(tiny_config("run.epochs=1"))
+    trainer.train()
+    trainer.cleanup()
     replayed = [ev.event_from_dict(line) for line in read_events(run.metrics)]
     assert [type(e) for e in replayed] == [type(e) for e in recorder.events]
     assert replayed[-1] == recorder.events[-1]
 
 
 def test_popularity_baseline_is_beaten_on_the_demo_data(tiny_config) -> None:
-    trainer, recorder, jsonl, _ = start(tiny_config("run.epochs=6", "data.synthetic_users=400",
+    trainer, recorder, _ = start(tiny_config("run.epochs=6", "data.synthetic_users=400",
                                                     "data.synthetic_items=300", "optim.user_lr=1e-2",
                                                     "optim.item_lr=3e-3"))
-    trainer.run()
-    jsonl.close()
+    trainer.train()
+    trainer.cleanup()
     results = recorder.of(ev.EvalResult)
     baseline = [r.metrics["recall@20"] for r in results if r.model == "popularity" and r.split == "test"][0]
     final = [r.metrics["recall@20"] for r in results if r.model == "lightgcn" and r.split == "test"][-1]
@@ -208,9 +212,9 @@ def test_short_real_run_on_movielens_beats_popularity(tmp_path: Path, shared_dat
                          [f'data.path="{path}"', f'run.out_dir="{tmp_path}"', "run.epochs=4", "eval.every=4",
                           "optim.user_lr=5e-3", "optim.item_lr=5e-3", "optim.warmup_epochs=0", "eval.ks=[20]",
                           "eval.sim_pairs=0"])
-    trainer, recorder, jsonl, _ = start(cfg)
-    trainer.run()
-    jsonl.close()
+    trainer, recorder, _ = start(cfg)
+    trainer.train()
+    trainer.cleanup()
     results = {(r.model, r.split): r.metrics["recall@20"] for r in recorder.of(ev.EvalResult)}
     assert trainer.dataset.stats()["users"] == 943
     for split in ("valid", "test"):
@@ -225,9 +229,9 @@ def test_short_real_run_on_movielens_beats_popularity(tmp_path: Path, shared_dat
     ["data.pca_dim=8"],
 ])
 def test_training_variants_lower_the_loss(tiny_config, overrides: list[str]) -> None:
-    trainer, recorder, jsonl, _ = start(tiny_config("run.epochs=4", "optim.warmup_epochs=0", *overrides))
-    assert trainer.run() == "done"
-    jsonl.close()
+    trainer, recorder, _ = start(tiny_config("run.epochs=4", "optim.warmup_epochs=0", *overrides))
+    assert trainer.train() == "done"
+    trainer.cleanup()
     losses = [e.mean_loss for e in recorder.of(ev.EpochEnd)]
     assert losses[-1] < losses[0]
     if "data.pca_dim=8" in overrides:
@@ -237,10 +241,10 @@ def test_training_variants_lower_the_loss(tiny_config, overrides: list[str]) -> 
 
 
 def test_item_training_waits_for_its_start_epoch(tiny_config) -> None:
-    trainer, recorder, jsonl, _ = start(tiny_config("optim.item_start_epoch=2", "run.epochs=3"))
+    trainer, recorder, _ = start(tiny_config("optim.item_start_epoch=2", "run.epochs=3"))
     start_items = trainer.model.item.detach().clone()
-    trainer.run()
-    jsonl.close()
+    trainer.train()
+    trainer.cleanup()
     steps = recorder.of(ev.StepMetrics)
     early = [s for s in steps if s.epoch < 2]
     assert all(s.lr_item == 0.0 and s.grad_item == 0.0 for s in early)
@@ -249,7 +253,7 @@ def test_item_training_waits_for_its_start_epoch(tiny_config) -> None:
 
 
 def test_gradients_are_clipped_to_the_max_norm_before_the_step(tiny_config) -> None:
-    trainer, recorder, jsonl, _ = start(tiny_config("optim.clip_norm=0.001", "run.epochs=1"))
+    trainer, recorder, _ = start(tiny_config("optim.clip_norm=0.001", "run.epochs=1"))
     seen: list[float] = []
     step = trainer.optimizer.step
 
@@ -259,15 +263,15 @@ def test_gradients_are_clipped_to_the_max_norm_before_the_step(tiny_config) -> N
         return step(*args, **kwargs)
 
     trainer.optimizer.step = checked_step  # type: ignore[method-assign]
-    trainer.run()
-    jsonl.close()
+    trainer.train()
+    trainer.cleanup()
     before = [(s.grad_user ** 2 + s.grad_item ** 2) ** 0.5 for s in recorder.of(ev.StepMetrics)]
     assert min(before) > 0.001  # the recorded norms are the unclipped ones
     assert max(seen) == pytest.approx(0.001, rel=1e-3)
 
 
 def test_recorded_gradient_norms_are_the_float64_norms(tiny_config) -> None:
-    trainer, recorder, jsonl, _ = start(tiny_config("optim.clip_norm=0", "run.epochs=1"))
+    trainer, recorder, _ = start(tiny_config("optim.clip_norm=0", "run.epochs=1"))
     seen: list[tuple[float, float]] = []
     step = trainer.optimizer.step
 
@@ -276,8 +280,8 @@ def test_recorded_gradient_norms_are_the_float64_norms(tiny_config) -> None:
         return step(*args, **kwargs)
 
     trainer.optimizer.step = checked_step  # type: ignore[method-assign]
-    trainer.run()
-    jsonl.close()
+    trainer.train()
+    trainer.cleanup()
     recorded = [(s.grad_user, s.grad_item) for s in recorder.of(ev.StepMetrics)]
     assert len(recorded) == len(seen) > 0
     for mine, exact in zip(recorded, seen):
@@ -288,9 +292,9 @@ def test_run_threads_sets_torch_threads_and_shows_in_the_device_label(tiny_confi
     before = torch.get_num_threads()
     try:
         wanted = before + 1  # never torch's default, so the test sees the key take effect
-        trainer, recorder, jsonl, _ = start(tiny_config(f"run.threads={wanted}", "run.epochs=1"))
-        trainer.run()
-        jsonl.close()
+        trainer, recorder, _ = start(tiny_config(f"run.threads={wanted}", "run.epochs=1"))
+        trainer.train()
+        trainer.cleanup()
         assert torch.get_num_threads() == wanted
         assert recorder.of(ev.RunStarted)[0].device == f"cpu ({wanted} threads)"
     finally:

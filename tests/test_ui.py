@@ -32,7 +32,7 @@ from lgcn_tui.errors import UserError
 from lgcn_tui.sinks.history import scale_after_change, scheduled_lr
 from lgcn_tui.sinks.jsonl import JsonlSink, read_events
 from lgcn_tui.train import commands as cmd
-from lgcn_tui.train import events as ev
+from lgcn_tui.contract import events as ev
 from lgcn_tui.ui.app import Dashboard, live_app, watch_app
 from lgcn_tui.ui.components.charts import LrChart
 from lgcn_tui.ui.components.dialogs import LrDialog, QuitDialog

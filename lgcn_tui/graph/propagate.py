@@ -19,6 +19,8 @@ is the order the model keeps its table in.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import scipy.sparse
 import torch
@@ -147,3 +149,33 @@ def propagate_all(adj: Adjacency, ego: torch.Tensor, layers: int, combine: str) 
     if combine == "last":
         return h
     return total / (layers + 1)
+
+
+class _Product(torch.autograd.Function):
+    """``Â x`` whose backward is ``Âᵀ g``: PyTorch's own backward of a CSR product is slow on CPU."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, adj: Adjacency) -> torch.Tensor:  # type: ignore[override]
+        ctx.adj = adj
+        return spmm(adj.matrix, x.detach())
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        return spmm(ctx.adj.transpose, grad.float()), None
+
+
+def propagate_perturbed(adj: Adjacency, ego: torch.Tensor, layers: int, combine: str,
+                        perturb: Callable[[int, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """LightGCN output for every node with ``e^(k) = perturb(k, Â e^(k-1))`` at each layer k ≥ 1.
+
+    Differentiable through every layer, for objective terms that need a second, perturbed
+    view of the graph (SimGCL adds noise at each layer); with ``perturb`` returning its
+    input it equals ``propagate_all``.
+    """
+    with torch.autocast(device_type=ego.device.type, enabled=False):
+        h = ego.float()
+        total = h
+        for k in range(1, layers + 1):
+            h = perturb(k, _Product.apply(h, adj))
+            total = total + h
+        return h if combine == "last" else total / (layers + 1)

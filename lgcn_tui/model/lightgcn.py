@@ -7,7 +7,7 @@ The layer-0 ("ego") item vector depends on ``item_mode``:
 - ``residual``:  e_i = α·p_i + (1 − α)·w_i,  w initialised to p, α set by the trainer
 
 Users are always a Xavier-initialised parameter. Propagation is parameter-free (see
-``graph.propagate``); the BPR loss lives beside the model, the training loop outside it.
+``graph.propagate``); the losses live in ``objective``, the training loop outside.
 
 The node table's rows are kept in the adjacency's propagation order (``graph.layout``:
 neighbours close together, so the sparse products hit the cache): ``position[v]`` is node
@@ -18,13 +18,15 @@ and checkpoints see the order.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UserError
 from ..graph.adjacency import Adjacency
 from ..graph.backend import Backend, TorchBackend
+from ..graph.propagate import propagate_perturbed
 
 
 class LightGCN(nn.Module):
@@ -136,6 +138,14 @@ class LightGCN(nn.Module):
             return values
         return torch.empty_like(values).index_copy_(0, self._rows(first, len(values)), values)
 
+    def perturbed(self, adj: Adjacency, perturb: Callable[[int, torch.Tensor], torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Final user and item vectors (user and item order) of a propagation with ``perturb`` applied at
+        every layer (``graph.propagate.propagate_perturbed``), differentiable: for objective terms."""
+        out = propagate_perturbed(adj, self.ego(), self.layers, self.combine, perturb)
+        if self.position is not None:
+            out = out.index_select(0, self.position)
+        return out[: self.n_users], out[self.n_users :]
+
     @torch.no_grad()
     def final_embeddings(self, adj: Adjacency) -> tuple[torch.Tensor, torch.Tensor]:
         """Final user and item vectors, in user and item order."""
@@ -181,22 +191,3 @@ class _Table(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
         return grad[: ctx.split], grad[ctx.split :]
-
-
-def bpr_loss(
-    user: torch.Tensor,
-    pos: torch.Tensor,
-    neg: torch.Tensor,
-    ego_user: torch.Tensor,
-    ego_pos: torch.Tensor,
-    ego_neg: torch.Tensor,
-    reg: float,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """BPR loss and the L2 penalty on the batch's layer-0 vectors (as in the LightGCN paper).
-
-    The penalty is ``reg · ½(‖e_u‖² + ‖e_i‖² + ‖e_j‖²) / batch``.
-    """
-    margin = (user * pos).sum(-1) - (user * neg).sum(-1)
-    bpr = F.softplus(-margin).mean()
-    penalty = reg * 0.5 * (ego_user.pow(2).sum() + ego_pos.pow(2).sum() + ego_neg.pow(2).sum()) / len(user)
-    return bpr, penalty

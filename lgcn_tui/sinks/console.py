@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from ..train import events as ev
+from ..contract import events as ev
 
 LOUD_CHECKPOINTS = {"manual", "stop", "nan", "best"}
 

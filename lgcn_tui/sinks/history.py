@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 
 from ..tail import LineTail
-from ..train import events as ev
-from ..train.schedule import lr_at
+from ..contract import events as ev
+from ..contract.schedule import GROUPS, LrSchedule
+from ..contract.state import RunState
 
-GROUPS = ("user", "item")
 STEP_FIELDS = ("step", "loss", "loss_ema", "grad_user", "grad_item", "lr_user", "lr_item", "alpha")
 
 
@@ -77,7 +77,7 @@ class Snapshot:
     steps: StepSeries
     last: ev.StepMetrics | None
     lr_now: dict[str, float]
-    lr_scale: dict[str, float]
+    schedule: LrSchedule | None
     rate: float | None
     evals: tuple[ev.EvalResult, ...]
     baseline: dict[str, dict[str, float]]
@@ -96,7 +96,7 @@ class Snapshot:
 
     @property
     def finished(self) -> bool:
-        return self.state in ("done", "stopped", "error")
+        return self.state in (RunState.DONE, RunState.STOPPED, RunState.ERROR)
 
     def eta(self) -> tuple[float | None, float | None]:
         """Seconds left in the epoch and in the run at the current rate; None when unknown.
@@ -113,25 +113,6 @@ class Snapshot:
         if self.eval_seconds_per_epoch:
             run_left += max(self.run.epochs - self.epoch, 0) * self.eval_seconds_per_epoch
         return epoch_left, run_left
-
-
-def scheduled_lr(schedule: dict[str, Any], group: str, step: int) -> float:
-    """The schedule's rate for ``group`` at ``step`` before any manual rescaling."""
-    base = schedule["user_lr"] if group == "user" else schedule["item_lr"]
-    start = 0 if group == "user" else schedule["item_start_step"]
-    return lr_at(step, base, schedule["warmup_steps"], schedule["total_steps"], schedule["min_lr"], start)
-
-
-def planned_lr(schedule: dict[str, Any], group: str, scale: float, steps: np.ndarray) -> np.ndarray:
-    """The rate the trainer will use at each of ``steps``, given the group's current scale."""
-    return np.array([scale * scheduled_lr(schedule, group, int(s)) for s in steps], dtype=float)
-
-
-def scale_after_change(schedule: dict[str, Any], group: str, lr: float, step: int) -> float:
-    """Mirror of the trainer's rule: a rate set at ``step`` rescales the rest of the schedule."""
-    scheduled = scheduled_lr(schedule, group, step)
-    base = schedule["user_lr"] if group == "user" else schedule["item_lr"]
-    return lr / (scheduled if scheduled > 0 else base)
 
 
 def _metric_text(metrics: dict[str, float]) -> str:
@@ -233,7 +214,7 @@ class _State:
     step: int = 0
     last: ev.StepMetrics | None = None
     lr_now: dict[str, float] = field(default_factory=dict)
-    lr_scale: dict[str, float] = field(default_factory=lambda: {g: 1.0 for g in GROUPS})
+    schedule: LrSchedule | None = None
     ema: float = 0.0
     ema_weight: float = 0.0
     checkpoint: str | None = None
@@ -332,8 +313,8 @@ class History:
         if isinstance(event, ev.RunStarted):
             s.run, s.step, s.state = event, event.start_step, "starting"
             s.epoch = event.start_step // max(event.steps_per_epoch, 1)
-            s.lr_scale = {g: float(event.schedule.get("lr_scale", {}).get(g, 1.0)) for g in GROUPS}
-            s.lr_now = {g: s.lr_scale[g] * scheduled_lr(event.schedule, g, event.start_step) for g in GROUPS}
+            s.schedule = event.schedule
+            s.lr_now = {g: event.schedule.lr(g, event.start_step) for g in GROUPS}
             s.error = s.error_checkpoint = None
             s.last_rate = None
             self._times.clear()
@@ -343,8 +324,10 @@ class History:
             self._times.clear()
         elif isinstance(event, ev.LrChanged):
             s.lr_now[event.group] = event.lr
-            if s.run is not None:
-                s.lr_scale[event.group] = scale_after_change(s.run.schedule, event.group, event.lr, event.step)
+            if event.schedule is not None:
+                s.schedule = event.schedule
+            elif s.schedule is not None:
+                s.schedule = s.schedule.with_rate(event.group, event.lr, event.step)
         elif isinstance(event, ev.EvalResult):
             if event.model == "popularity":
                 s.baseline[event.split] = dict(event.metrics)
@@ -376,7 +359,7 @@ class History:
             s = self._s
             return Snapshot(
                 version=self._version, run=s.run, state=s.state, epoch=s.epoch, step=s.step,
-                steps=self._buckets.series(), last=s.last, lr_now=dict(s.lr_now), lr_scale=dict(s.lr_scale),
+                steps=self._buckets.series(), last=s.last, lr_now=dict(s.lr_now), schedule=s.schedule,
                 rate=self._rate(), evals=tuple(self._evals), baseline={k: dict(v) for k, v in s.baseline.items()},
                 diagnostics=s.diagnostics, retention=tuple(self._retention), log=tuple(self._log),
                 log_total=s.log_total, checkpoint=s.checkpoint, error=s.error, error_checkpoint=s.error_checkpoint,

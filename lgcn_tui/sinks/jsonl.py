@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..train.events import Event, StepMetrics
+from ..contract.events import Event, StepMetrics
 
 
 def _finite(value: Any) -> Any:

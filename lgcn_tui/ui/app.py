@@ -1,7 +1,7 @@
 """The dashboard: one screen of panes over a run's history, and keys that steer the run.
 
-Live (``lgcn-tui train``): the trainer runs in a Textual thread worker and publishes into a
-``History`` sink; keys put commands on its queue. Watch (``lgcn-tui watch RUN_DIR``): a
+Live (``lgcn-tui train``): the run trains in a Textual thread worker and appends its events
+to a buffer that the UI drains into a ``History`` on its timer; keys put commands on its queue. Watch (``lgcn-tui watch RUN_DIR``): a
 thread worker follows the run's ``metrics.jsonl`` into the same history; keys append
 commands to the run's control file, and quitting detaches without touching the run.
 
@@ -14,7 +14,6 @@ a core (see benchmarks/bench_dashboard.py).
 
 from __future__ import annotations
 
-import queue
 import sys
 import time
 import traceback
@@ -31,15 +30,14 @@ from textual.widgets import Footer
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from .. import rundir
-from ..config import Config
-from ..data.dataset import Dataset
+from ..contract import commands as cmd
+from ..contract import events as ev
+from ..contract.control_file import CONTROL_FILE
+from ..contract.state import FINISHED, RunState
 from ..errors import UserError
+from ..run.lifecycle import Run
 from ..rundir import RunDir
 from ..sinks.history import History, Snapshot, load
-from ..sinks.jsonl import JsonlSink
-from ..train import commands as cmd
-from ..train import events as ev
-from ..train.trainer import Trainer
 from .components.charts import Chart, GradChart, LossChart, LrChart
 from .components.dialogs import LrDialog, QuitDialog
 from .components.embeddings import EmbeddingPane
@@ -94,7 +92,7 @@ class Dashboard(App[int]):
         self.failure: BaseException | None = None
         self._drawn = self._charted = self._events_seen = -1
         self._drawn_at = self._charted_at = 0.0
-        self._charted_scale: dict[str, float] = {}
+        self._charted_schedule: object = None
         self._switch_interval = sys.getswitchinterval()
 
     @property
@@ -143,16 +141,17 @@ class Dashboard(App[int]):
         Charts, the costliest panes to draw, follow new steps at most once per
         ``CHART_INTERVAL``, but a changed learning rate shows in the LR pane at once.
         """
+        self.source.pull(self.history)
         version, events, now = self.history.version, self.history.events, time.monotonic()
         steps_due = version != self._drawn and now - self._drawn_at >= STEP_INTERVAL
         charts_due = version != self._charted and now - self._charted_at >= CHART_INTERVAL
         if not (force or steps_due or charts_due or events != self._events_seen):
             return
         snap = self.history.snapshot()
-        if force or charts_due or snap.lr_scale != self._charted_scale:
+        if force or charts_due or snap.schedule != self._charted_schedule:
             for chart in self.charts:
                 chart.show(snap)
-            self._charted, self._charted_at, self._charted_scale = snap.version, now, snap.lr_scale
+            self._charted, self._charted_at, self._charted_schedule = snap.version, now, snap.schedule
         self._drawn, self._drawn_at, self._events_seen = snap.version, now, events
         for redraw in self.redraws:
             redraw(snap)
@@ -160,7 +159,7 @@ class Dashboard(App[int]):
                          state=self._state(snap), device_note=self.device_note())
 
     def _state(self, snap: Snapshot) -> str:
-        if self.quitting and snap.state not in ("done", "stopped", "error"):
+        if self.quitting and snap.state not in FINISHED:
             return "stopping"
         return "error" if self.outcome == "error" else snap.state
 
@@ -190,7 +189,7 @@ class Dashboard(App[int]):
         """Whatever ended the app, a live trainer must stop, or its thread would keep the process alive."""
         sys.setswitchinterval(self._switch_interval)
         if self.control.live and self.worker is not None and not self.worker.is_finished:
-            self.control.send(cmd.stop(save=True))
+            self.control.send(cmd.Stop(save=True))
 
     # ----- commands -----------------------------------------------------------------
     def _can_send(self, what: str) -> bool:
@@ -198,7 +197,7 @@ class Dashboard(App[int]):
             self.notify(f"stopping the run; cannot {what} now", severity="warning")
             return False
         state = self.history.state
-        if state in ("done", "stopped", "error") or (self.control.live and self.worker and self.worker.is_finished):
+        if state in FINISHED or (self.control.live and self.worker and self.worker.is_finished):
             self.notify(f"the run is {state}: nothing to {what}", severity="warning")
             return False
         return True
@@ -208,30 +207,27 @@ class Dashboard(App[int]):
             return
         self.control.send(command)
         if self.watching:
-            self.notify(f"sent {what} to {self.source.run_dir / cmd.CONTROL_FILE}", timeout=3)
+            self.notify(f"sent {what} to {self.source.run_dir / CONTROL_FILE}", timeout=3)
 
     def action_pause(self) -> None:
-        if self.history.state == "paused":
-            self._send(cmd.resume(), "resume")
+        if self.history.state == RunState.PAUSED:
+            self._send(cmd.Resume(), "resume")
         else:
-            self._send(cmd.pause(), "pause")
+            self._send(cmd.Pause(), "pause")
 
     def action_checkpoint(self) -> None:
-        self._send(cmd.checkpoint(), "save a checkpoint")
+        self._send(cmd.SaveCheckpoint(), "save a checkpoint")
 
     def action_evaluate(self) -> None:
-        self._send(cmd.evaluate(), "evaluate")
+        self._send(cmd.Evaluate(), "evaluate")
 
     def current_lr(self, group: str) -> float | None:
         """The group's rate now; before the item group starts, the rate it will start from."""
         snap = self.history.snapshot()
-        if snap.run is None:
+        if snap.schedule is None:
             return None
         now = snap.lr_now.get(group, 0.0)
-        if now > 0:
-            return now
-        base = snap.run.schedule["user_lr"] if group == "user" else snap.run.schedule["item_lr"]
-        return base * snap.lr_scale[group]
+        return now if now > 0 else snap.schedule.starting_rate(group)
 
     def action_set_lr(self, group: str) -> None:
         if not self._can_send(f"set the {group} learning rate"):
@@ -243,7 +239,7 @@ class Dashboard(App[int]):
 
         def apply(value: float | None) -> None:
             if value is not None:
-                self._send(cmd.set_lr(group, value), f"{group} lr {value:.4g}")
+                self._send(cmd.SetLr(group, value), f"{group} lr {value:.4g}")
 
         self.push_screen(LrDialog(group, current), apply)
 
@@ -253,7 +249,7 @@ class Dashboard(App[int]):
             self.notify("the run has not started yet; try again in a moment", severity="warning")
             return
         try:
-            command = cmd.set_lr("item", current * factor)
+            command = cmd.SetLr("item", current * factor)
         except UserError as exc:
             self.notify(f"item lr {current:.4g} × {factor:g} refused: {exc}", severity="error")
             return
@@ -284,35 +280,32 @@ class Dashboard(App[int]):
         if save is None:
             return
         self.quitting = True
-        self.control.send(cmd.stop(save=save))
+        self.control.send(cmd.Stop(save=save))
         self.refresh_panes(force=True)
         if self.worker is None or self.worker.is_finished:
             self.exit(self.exit_code, return_code=self.exit_code)
 
 
-def _device_note(trainer: Trainer) -> Callable[[], str]:
+def _device_note(run: Run) -> Callable[[], str]:
     """GPU memory in use, for the header; nothing on CPU."""
-    if trainer.device.type != "cuda":
+    if run.device.type != "cuda":
         return lambda: ""
     import torch
 
-    total = torch.cuda.get_device_properties(trainer.device).total_memory / 2**30
-    return lambda: f" · {torch.cuda.memory_allocated(trainer.device) / 2**30:.1f}/{total:.0f} GiB"
+    total = torch.cuda.get_device_properties(run.device).total_memory / 2**30
+    return lambda: f" · {torch.cuda.memory_allocated(run.device) / 2**30:.1f}/{total:.0f} GiB"
 
 
-def live_app(cfg: Config, run: RunDir, dataset: Dataset, preset: str, resume_from: Path | None,
-             *, tick_hz: float = TICK_HZ) -> Dashboard:
-    """Build the trainer first, so a config or data error is raised before any screen opens."""
+def live_app(run: Run, *, tick_hz: float = TICK_HZ) -> Dashboard:
+    """Set the run up first, so a config or data error is raised before any screen opens."""
+    source = LiveSource(run)
+    run.sinks.append(source.buffer)
+    run.setup()
     history = History()
-    jsonl = JsonlSink(run.metrics)
-    try:
-        trainer = Trainer(cfg, run, dataset, [jsonl, history], queue.Queue(), preset, resume_from)
-    except BaseException:
-        jsonl.close()
-        raise
-    if resume_from is not None:
-        load(run.metrics, history)
-    return Dashboard(LiveSource(trainer, [jsonl]), history, tick_hz=tick_hz, device_note=_device_note(trainer))
+    if run.resumed:
+        assert run.run_dir is not None
+        load(run.run_dir.metrics, history)
+    return Dashboard(source, history, tick_hz=tick_hz, device_note=_device_note(run))
 
 
 def watch_app(run: RunDir, *, tick_hz: float = TICK_HZ, interval: float = 0.25) -> Dashboard:
@@ -332,10 +325,11 @@ def _farewell(app: Dashboard, console: Console) -> None:
         console.print(f"last checkpoint: {escape(snap.checkpoint)}", highlight=False)
 
 
-def run_dashboard(cfg: Config, run: RunDir, dataset: Dataset, preset: str, resume_from: Path | None) -> int:
+def run_dashboard(run: Run) -> int:
     """``lgcn-tui train`` without ``--no-ui``; returns the process exit code."""
-    app = live_app(cfg, run, dataset, preset, resume_from)
+    app = live_app(run)
     app.run(mouse=False)
+    app.source.pull(app.history)
     _farewell(app, Console())
     return app.return_code or 0
 

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from ..train import commands as cmd
+from ..contract import commands as cmd
+from ..contract import control_file
 
 
 class Control(Protocol):
@@ -41,4 +42,4 @@ class FileControl:
     live: bool = False
 
     def send(self, command: cmd.Command) -> None:
-        cmd.send(self.run_dir, command)
+        control_file.send(self.run_dir, command)

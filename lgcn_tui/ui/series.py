@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..sinks.history import Snapshot, planned_lr
+from ..sinks.history import Snapshot
 
 
 def downsample(x: np.ndarray, y: np.ndarray, points: int, how: str = "mean") -> tuple[np.ndarray, np.ndarray]:
@@ -44,7 +44,7 @@ def log10(values: np.ndarray) -> np.ndarray:
 
 def lr_plan(snap: Snapshot, group: str, points: int) -> tuple[np.ndarray, np.ndarray]:
     """The planned rate from the current step to the end of the run, at the group's current scale."""
-    if snap.run is None or snap.step >= snap.total_steps:
+    if snap.schedule is None or snap.step >= snap.total_steps:
         return np.array([]), np.array([])
     steps = np.unique(np.linspace(snap.step, snap.total_steps - 1, max(points, 2)).astype(int))
-    return steps.astype(float), planned_lr(snap.run.schedule, group, snap.lr_scale[group], steps)
+    return steps.astype(float), snap.schedule.planned(group, steps)

@@ -1,7 +1,9 @@
-"""What feeds the dashboard's history: a trainer in this process, or a run directory another process writes.
+"""What feeds the dashboard's history: a run in this process, or a run directory another process writes.
 
-Both do their work on the dashboard's thread worker and return a word for the outcome.
-Nothing here imports Textual: the worker is the app's business, the work is this module's.
+Both do their work on the dashboard's thread worker and return a word for the outcome,
+and both hand the UI its events through ``pull``, which the UI calls on its own timer: a
+live run only appends its events to an ``EventBuffer``, so the training thread never
+waits for the dashboard. Nothing here imports Textual.
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ from pathlib import Path
 from typing import Protocol
 
 from ..rundir import RunDir
+from ..run.lifecycle import Run
+from ..sinks.buffer import EventBuffer
 from ..sinks.history import History, follow
-from ..train.events import Sink
-from ..train.trainer import Trainer
 from .control import Control, FileControl, QueueControl
 
 
@@ -24,33 +26,37 @@ class Source(Protocol):
 
     def work(self, history: History, cancelled: threading.Event) -> str: ...
 
+    def pull(self, history: History) -> None: ...
+
 
 @dataclass
 class LiveSource:
-    """A trainer already built, so config and data errors surfaced before the dashboard opened.
+    """A run already set up, so config and data errors surfaced before the dashboard opened.
 
-    The history is one of the trainer's sinks; ``closing`` are the sinks to close once the
-    trainer is done (the metrics file), on the thread that wrote to them.
+    ``buffer`` is one of the run's sinks.
     """
 
-    trainer: Trainer
-    closing: list[Sink] = field(default_factory=list)
+    run: Run
+    buffer: EventBuffer = field(default_factory=EventBuffer)
 
     @property
     def control(self) -> Control:
-        return QueueControl(self.trainer.commands)
+        return QueueControl(self.run.commands)
 
     @property
     def run_dir(self) -> Path:
-        return self.trainer.run_dir.path
+        assert self.run.run_dir is not None
+        return self.run.run_dir.path
 
     def work(self, history: History, cancelled: threading.Event) -> str:
-        """Train on this thread; returns done or stopped, raises what the trainer raised."""
+        """Train on this thread; returns done or stopped, raises what the run raised."""
         try:
-            return self.trainer.run_safely()
+            return str(self.run.train())
         finally:
-            for sink in self.closing:
-                sink.close()
+            self.run.cleanup()
+
+    def pull(self, history: History) -> None:
+        self.buffer.drain(history)
 
 
 @dataclass
@@ -71,3 +77,6 @@ class WatchSource:
     def work(self, history: History, cancelled: threading.Event) -> str:
         follow(self.rundir.metrics, history, cancelled, self.interval)
         return "detached"
+
+    def pull(self, history: History) -> None:
+        """The follower fills the history on the worker thread: the file, not the UI, is its pace."""

@@ -26,7 +26,7 @@ import torch
 from lgcn_tui import config, data, rundir
 from lgcn_tui.graph.adjacency import build_adjacency
 from lgcn_tui.graph.backend import make_backend
-from lgcn_tui.train import events as ev
+from lgcn_tui.contract import events as ev
 from lgcn_tui.train.trainer import Trainer
 
 LAYERS = 3

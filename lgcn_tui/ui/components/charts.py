@@ -47,7 +47,7 @@ class Chart(Widget):
         """Rebuild only when the series, the plan or the pane changed."""
         s = snap.steps
         key = (len(s), s.step[-1] if len(s) else None, snap.step, snap.run is not None,
-               tuple(snap.lr_scale.values()), tuple(snap.lr_now.values()), self.raw, self.size)
+               snap.schedule, tuple(snap.lr_now.values()), self.raw, self.size)
         if key != self.shown:
             self.shown = key
             self.figure = self.build(snap)

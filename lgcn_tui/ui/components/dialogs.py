@@ -10,7 +10,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
 from ...errors import UserError
-from ...train.commands import MAX_LR, check_lr
+from ...contract.commands import MAX_LR, MIN_LR, check_lr
 
 
 def parse_lr(text: str) -> float:
@@ -18,7 +18,7 @@ def parse_lr(text: str) -> float:
     try:
         value = float(text.strip())
     except ValueError:
-        raise UserError(f"{text.strip()!r} is not a number; type a learning rate in (0, {MAX_LR}], "
+        raise UserError(f"{text.strip()!r} is not a number; type a learning rate in [{MIN_LR:g}, {MAX_LR:g}], "
                         "e.g. 1e-3") from None
     check_lr(value)
     return value

@@ -8,7 +8,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from ...sinks.history import Snapshot
-from ...train.events import EvalResult
+from ...contract.events import EvalResult
 from ..formatting import bars
 from ..theme import MUTED
 

@@ -1,4 +1,4 @@
-"""Typed events the trainer publishes; every sink (console, JSONL, dashboard) reads these.
+"""Typed events a run publishes; every sink (console, JSONL, dashboard) reads these.
 
 Each event serialises to one flat JSON object with an ``event`` key, which is exactly one
 line of ``metrics.jsonl``; ``event_from_dict`` turns such a line back into the event, so a
@@ -11,6 +11,9 @@ import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
+
+from .schedule import LrSchedule
+from .state import RunState
 
 
 @dataclass
@@ -36,24 +39,27 @@ class RunStarted(Event):
     start_step: int
     resumed: bool
     clip_norm: float
-    schedule: dict[str, Any]
+    schedule: LrSchedule
 
 
 @dataclass
 class StepMetrics(Event):
-    """One optimiser step. ``step`` is global (0-based) and counts across epochs."""
+    """One optimiser step. ``step`` is global (0-based) and counts across epochs.
+
+    ``loss`` is the sum of the objective's ``terms``, each under its own name (``bpr``,
+    ``reg``, ...: see ``objective``).
+    """
 
     kind: ClassVar[str] = "step"
     epoch: int
     step: int
     loss: float
-    bpr: float
-    reg: float
     grad_user: float
     grad_item: float
     lr_user: float
     lr_item: float
     alpha: float | None
+    terms: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -107,21 +113,22 @@ class CheckpointSaved(Event):
 
 @dataclass
 class StateChanged(Event):
-    """``state`` is one of running, paused, evaluating, done, stopped, error."""
-
     kind: ClassVar[str] = "state"
-    state: str
+    state: RunState
     epoch: int
     step: int
 
 
 @dataclass
 class LrChanged(Event):
+    """``schedule`` is the plan from this step on (None in files written before it was carried)."""
+
     kind: ClassVar[str] = "lr_changed"
     group: str
     lr: float
     step: int
     source: str
+    schedule: LrSchedule | None = None
 
 
 @dataclass
@@ -159,11 +166,18 @@ EVENT_TYPES: dict[str, type[Event]] = {
 }
 
 
+VALUES = {"schedule": LrSchedule.from_dict, "state": RunState}
+
+
 def event_from_dict(data: dict[str, Any]) -> Event:
     """Inverse of ``Event.to_dict``; unknown keys from newer versions are ignored."""
     cls = EVENT_TYPES[data["event"]]
     names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in data.items() if k in names})
+    fields = {k: v for k, v in data.items() if k in names}
+    for name, make in VALUES.items():
+        if fields.get(name) is not None:
+            fields[name] = make(fields[name])
+    return cls(**fields)
 
 
 class Sink(Protocol):

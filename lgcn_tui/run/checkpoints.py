@@ -1,7 +1,10 @@
-"""Checkpoint files: written atomically, named by step, pruned to the newest few.
+"""Checkpoint files: what one holds, written atomically, named by step, pruned to the newest few.
 
-A checkpoint is one dict holding everything a resume needs (model, optimiser, trainer
-state with RNG and LR overrides, config). Writing goes to a temporary file that is then
+A checkpoint is one dict holding everything a resume needs (model, optimiser, the run's
+counters and RNG state, the LR schedule with its manual scales, config). ``payload`` is
+the one place that decides its contents and ``load`` the one reader: it loads with
+``weights_only=True`` (a checkpoint cannot run code) and refuses a format version other
+than ``FORMAT_VERSION``, naming both. Writing goes to a temporary file that is then
 renamed, so a kill mid-write leaves the previous checkpoint intact and readable.
 """
 
@@ -16,6 +19,7 @@ import torch
 
 from ..errors import UserError
 
+FORMAT_VERSION = 2
 PATTERN = re.compile(r"^step-(\d{9})-(\w+)\.pt$")
 
 
@@ -53,13 +57,25 @@ def latest(directory: Path) -> Path | None:
     return found[-1][2] if found else None
 
 
+def payload(*, model: dict[str, Any], optimizer: dict[str, Any], state: dict[str, Any], schedule: dict[str, Any],
+            config: dict[str, Any], dataset: dict[str, int], reason: str) -> dict[str, Any]:
+    """Everything a resume needs, in plain types and tensors only, so it loads with ``weights_only``."""
+    return {"version": FORMAT_VERSION, "model": model, "optimizer": optimizer, "state": state,
+            "schedule": schedule, "config": config, "dataset": dataset, "reason": reason}
+
+
 def load(path: Path) -> dict[str, Any]:
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        data = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError as exc:
         raise UserError(f"checkpoint {path} does not exist") from exc
     except Exception as exc:  # a truncated or foreign file: say which one
         raise UserError(f"checkpoint {path} cannot be read ({exc}); pick another with --checkpoint") from exc
+    version = data.get("version") if isinstance(data, dict) else None
+    if version != FORMAT_VERSION:
+        raise UserError(f"checkpoint {path} has format version {version}, this lgcn-tui reads version "
+                        f"{FORMAT_VERSION}; evaluate or resume it with the lgcn-tui that wrote it")
+    return data
 
 
 def restore_model(model: torch.nn.Module, state: dict[str, Any], path: Path) -> None:

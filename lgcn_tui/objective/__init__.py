@@ -1,0 +1,93 @@
+"""The training objective: exactly one ranking loss plus any auxiliary terms, each a named object.
+
+The step hands every term the batch (its users, positives and negatives with their final
+and layer-0 vectors from the step's one propagation) and a context (the model, the
+adjacency and a seeded generator). A term may use what it is given, draw its own negatives
+from the generator, or run its own propagation through ``LightGCN.perturbed`` with a
+per-layer hook, as contrastive terms do. Each term's value is reported under its name in
+the step metrics, so the loss pane and ``metrics.jsonl`` show them separately.
+
+Adding a term is one module that calls ``register`` plus a config choice
+(``objective.loss`` for a ranking loss, ``objective.terms`` for an auxiliary one); the run
+and the dashboard need no change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from ..config import Config
+from ..errors import UserError
+from ..graph.adjacency import Adjacency
+from ..model.lightgcn import LightGCN
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One step's triples (indices on the model's device) and their vectors from the step's propagation."""
+
+    users: torch.Tensor
+    pos: torch.Tensor
+    neg: torch.Tensor
+    user_out: torch.Tensor
+    pos_out: torch.Tensor
+    neg_out: torch.Tensor
+    user_ego: torch.Tensor
+    pos_ego: torch.Tensor
+    neg_ego: torch.Tensor
+
+
+@dataclass(frozen=True)
+class Context:
+    model: LightGCN
+    adj: Adjacency
+    generator: torch.Generator
+
+
+class Term(Protocol):
+    """A scalar the step minimises; ``name`` is the key it is reported under."""
+
+    name: str
+
+    def __call__(self, batch: Batch, ctx: Context) -> torch.Tensor: ...
+
+
+TermFactory = Callable[[Config], Term]
+RANKING: dict[str, TermFactory] = {}
+AUXILIARY: dict[str, TermFactory] = {}
+
+
+def register(name: str, factory: TermFactory, *, ranking: bool = False) -> None:
+    """Make ``name`` a choice of ``objective.loss`` (``ranking``) or of ``objective.terms``."""
+    (RANKING if ranking else AUXILIARY)[name] = factory
+
+
+@dataclass(frozen=True)
+class Objective:
+    terms: tuple[Term, ...]
+
+    def __call__(self, batch: Batch, ctx: Context) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The total to minimise and each term's value, ranking loss first."""
+        values = {term.name: term(batch, ctx) for term in self.terms}
+        total = torch.stack(list(values.values())).sum() if len(values) > 1 else next(iter(values.values()))
+        return total, values
+
+
+def build(cfg: Config) -> Objective:
+    """The objective the config names; an unknown choice names the key and the valid ones."""
+    from . import bpr, l2  # noqa: F401  - the built-in terms register themselves
+
+    o = cfg.objective
+    if o.loss not in RANKING:
+        raise UserError(f"objective.loss = {o.loss!r} is not a ranking loss; choose one of: {', '.join(RANKING)}")
+    unknown = [t for t in o.terms if t not in AUXILIARY]
+    if unknown:
+        raise UserError(f"objective.terms has unknown term(s) {', '.join(map(repr, unknown))}; "
+                        f"valid terms: {', '.join(AUXILIARY)}")
+    if len(set(o.terms)) != len(o.terms):
+        raise UserError(f"objective.terms = {o.terms!r} names a term twice")
+    return Objective((RANKING[o.loss](cfg), *(AUXILIARY[t](cfg) for t in o.terms)))
