@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import queue
 import statistics
 import tempfile
 import threading
@@ -26,11 +25,9 @@ import time
 from pathlib import Path
 
 from lgcn_tui import config as cfgmod
-from lgcn_tui import data, presets, rundir
-from lgcn_tui.data.dataset import Dataset
-from lgcn_tui.sinks.jsonl import JsonlSink
+from lgcn_tui import presets
 from lgcn_tui.contract import events as ev
-from lgcn_tui.train.trainer import Trainer
+from lgcn_tui.run.lifecycle import Run
 from lgcn_tui.ui.app import live_app
 
 PINNED = ["run.device=cpu", "data.format=synthetic", "data.synthetic_users=3000", "data.synthetic_items=2000",
@@ -66,23 +63,22 @@ class StepClock:
         return len(self.gaps) / sum(self.gaps)
 
 
-def headless(cfg: cfgmod.Config, dataset: Dataset) -> float:
-    run = rundir.create(cfg, "bench")
-    clock, jsonl = StepClock(), JsonlSink(run.metrics)
-    trainer = Trainer(cfg, run, dataset, [jsonl, clock], queue.Queue(), "bench")
-    thread = threading.Thread(target=trainer.run)
+def headless(cfg: cfgmod.Config) -> float:
+    clock = StepClock()
+    run = Run(cfg, preset="bench", sinks=[clock])
+    run.setup()
+    thread = threading.Thread(target=run.train)
     thread.start()
     thread.join()
-    jsonl.close()
+    run.cleanup()
     return clock.steps_per_second
 
 
-def dashboard(cfg: cfgmod.Config, dataset: Dataset, size: tuple[int, int]) -> tuple[float, float]:
+def dashboard(cfg: cfgmod.Config, size: tuple[int, int]) -> tuple[float, float]:
     """Steps/s, and the share of one core the UI thread (the asyncio loop on this thread) used
     from the second epoch to the end of the run."""
-    app = live_app(cfg, rundir.create(cfg, "bench"), dataset, "bench", None)
     clock = StepClock()
-    app.source.trainer.sinks.append(clock)
+    app = live_app(Run(cfg, preset="bench", sinks=[clock]))
     usage: list[float] = []
 
     async def main() -> None:
@@ -112,15 +108,14 @@ def main() -> None:
     path = presets.find(args.preset)
     cfg = cfgmod.resolve(cfgmod.load_toml(path), str(path),
                          [*PINNED, f"run.epochs={args.epochs}", f"run.out_dir={out}", *args.sets])
-    dataset = data.load(cfg)
     rates: dict[str, list[float]] = {"headless": [], "dashboard": []}
     for i in range(args.repeats):
         for mode in ("headless", "dashboard") if i % 2 == 0 else ("dashboard", "headless"):
             note = ""
             if mode == "headless":
-                rate = headless(cfg, dataset)
+                rate = headless(cfg)
             else:
-                rate, ui = dashboard(cfg, dataset, (width, height))
+                rate, ui = dashboard(cfg, (width, height))
                 note = f"  (UI thread: {100 * ui:.1f}% of a core)"
             rates[mode].append(rate)
             print(f"pair {i + 1}  {mode:<9}  {rate:7.2f} steps/s{note}", flush=True)

@@ -9,7 +9,7 @@ the repository root:
     PYTHONPATH=. $(python tests/dgl_stack/env.py) benchmarks/bench_dgl.py            # Gowalla
     PYTHONPATH=. $(python tests/dgl_stack/env.py) benchmarks/bench_dgl.py --data ml-100k
 
-Both backends run ``Trainer._step`` (forward, BPR + L2, backward, clipping, optimizer step)
+Both backends run ``Run._step`` (forward, BPR + L2, backward, clipping, optimizer step)
 on the same triples with the ``gowalla-paper`` settings (64-d, 3 layers, batch 2048). On
 torch 2.2 the CPU optimizer is the unfused loop for both. Steps alternate between the
 backends (A B, B A, ...) and medians are reported, with the load average before and after.
@@ -31,9 +31,7 @@ from pathlib import Path
 import torch
 
 from lgcn_tui import config as cfgmod
-from lgcn_tui import rundir
-from lgcn_tui.data import load
-from lgcn_tui.train.trainer import Trainer
+from lgcn_tui.run.lifecycle import Run
 
 warnings.filterwarnings("ignore", message="Sparse (CSR tensor support|invariant checks)")
 
@@ -67,8 +65,8 @@ def main() -> int:
         for backend in ("torch", "dgl"):
             cfg = cfgmod.resolve({}, "bench", [*SETTINGS[args.data], f"data.path={path}", *PAPER,
                                                f"run.out_dir={out}", f"graph.backend={backend}"])
-            dataset = load(cfg)
-            trainers[backend] = Trainer(cfg, rundir.create(cfg, "bench"), dataset, [])
+            trainers[backend] = Run(cfg, preset="bench")
+            trainers[backend].setup()
         first = trainers["torch"]
         print(f"graph: {first.dataset.n_users} users, {first.dataset.n_items} items, nnz {first.adj.nnz:,}")
         users, pos, neg = first.sampler.epoch(torch.Generator().manual_seed(0))
@@ -81,6 +79,8 @@ def main() -> int:
                 trainers[name]._step(users[sl], pos[sl], neg[sl])
                 if r:
                     times[name].append(time.perf_counter() - started)
+        for trainer in trainers.values():
+            trainer.cleanup()
     # Other jobs on a shared machine only ever add time, so the fastest step is shown beside the median.
     for label, stat in (("median", statistics.median), ("fastest", min)):
         torch_ms, dgl_ms = (stat(times[n]) * 1e3 for n in ("torch", "dgl"))

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import queue
 import resource
 import shlex
 import shutil
@@ -36,15 +35,13 @@ import torch
 import torch.nn.functional as F
 
 from lgcn_tui import config as cfgmod
-from lgcn_tui import rundir
 from lgcn_tui.data import load
 from lgcn_tui.graph import propagate as prop
 from lgcn_tui.graph.adjacency import build_adjacency
-from lgcn_tui.model.lightgcn import bpr_loss
-from lgcn_tui.sinks.jsonl import JsonlSink
-from lgcn_tui.train import commands as cmd
+from lgcn_tui.contract import commands as cmd
 from lgcn_tui.contract import events as ev
-from lgcn_tui.train.trainer import Trainer, evaluate_split
+from lgcn_tui.run.lifecycle import Run
+from lgcn_tui.train.ranking import evaluate_split
 
 warnings.filterwarnings("ignore", message="Sparse (CSR tensor support|invariant checks)")
 
@@ -149,8 +146,9 @@ class Textbook:
         out = torch.stack(embs, 1).mean(1)
         ego = torch.cat([self.user, self.item])
         u, p, n = s[:, 0], s[:, 1] + self.n_users, s[:, 2] + self.n_users
-        bpr, reg = bpr_loss(out[u], out[p], out[n], ego[u], ego[p], ego[n], self.reg)
-        loss = bpr + reg
+        margin = (out[u] * out[p]).sum(-1) - (out[u] * out[n]).sum(-1)
+        penalty = self.reg * 0.5 * (ego[u].pow(2).sum() + ego[p].pow(2).sum() + ego[n].pow(2).sum()) / len(u)
+        loss = F.softplus(-margin).mean() + penalty
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -175,10 +173,11 @@ def floor_fn(A: torch.Tensor, At: torch.Tensor, sliced: torch.Tensor, transposed
 def step_section(dim: int, data: Path, out_dir: str, repeats: dict[str, int], dataset, lines: list[str]) -> dict[str, float]:
     """Our step in locality order (the default) and in node order (``graph.reorder=false``),
     each with its own floor, the textbook step, all alternated."""
-    trainers: dict[str, Trainer] = {}
+    trainers: dict[str, Run] = {}
     for name, reorder in (("ours", "true"), ("node", "false")):
         cfg, _ = make_config(data, out_dir, dim, [f"graph.reorder={reorder}"])
-        trainers[name] = Trainer(cfg, rundir.create(cfg, "bench"), dataset, [])
+        trainers[name] = Run(cfg, preset="bench")
+        trainers[name].setup()
     trainer = trainers["ours"]
     bs, nu = cfg.optim.batch_size, dataset.n_users
     g = torch.Generator().manual_seed(cfg.run.seed)
@@ -237,6 +236,8 @@ def step_section(dim: int, data: Path, out_dir: str, repeats: dict[str, int], da
                  f"({med([float(f) for f in faults]) * resource.getpagesize() / 2**20:,.1f} MiB faulted in)")
     lines.append(f"    vectorised sampler: {ms(sample_epoch)} per epoch = {ms(r['sampler_per_step'])} per step "
                  "(drawn once per epoch, outside the step)")
+    for tr in trainers.values():
+        tr.cleanup()
     del trainers, trainer, node, textbook
     gc.collect()
     return r
@@ -245,8 +246,9 @@ def step_section(dim: int, data: Path, out_dir: str, repeats: dict[str, int], da
 class Clock:
     """A sink that timestamps the trainer's events (and can stop the run after N steps)."""
 
-    def __init__(self, commands: queue.Queue, stop_after: int | None) -> None:
-        self.commands, self.stop_after = commands, stop_after
+    def __init__(self, stop_after: int | None) -> None:
+        self.run: Run | None = None
+        self.stop_after = stop_after
         self.start: float | None = None
         self.steps: list[float] = []
         self.epoch_end: float | None = None
@@ -259,8 +261,8 @@ class Clock:
             self.start = now
         elif isinstance(e, ev.StepMetrics):
             self.steps.append(now)
-            if self.stop_after and len(self.steps) == self.stop_after:
-                self.commands.put(cmd.stop(save=False))
+            if self.stop_after and len(self.steps) == self.stop_after and self.run is not None:
+                self.run.send(cmd.Stop(save=False))
         elif isinstance(e, ev.EpochEnd):
             self.epoch_end = now
         elif isinstance(e, ev.EvalResult) and e.model != "popularity":
@@ -273,16 +275,15 @@ class Clock:
 
 def epoch_section(data: Path, out_dir: str, dataset, stop_after: int | None):
     cfg, source = make_config(data, out_dir, 64, ["run.epochs=1", "eval.every=1000"])
-    commands: queue.Queue = queue.Queue()
-    run = rundir.create(cfg, "bench")
-    clock = Clock(commands, stop_after)
-    jsonl = JsonlSink(run.metrics)
-    trainer = Trainer(cfg, run, dataset, [jsonl, clock], commands, "bench")
-    trainer.baselines = lambda: None  # the popularity baseline is not part of an epoch
+    clock = Clock(stop_after)
+    trainer = Run(cfg, preset="bench", sinks=[clock])
+    clock.run = trainer
+    trainer.setup()
+    trainer._baselines = lambda: None  # type: ignore[method-assign]  # the popularity baseline is not part of an epoch
     t = time.perf_counter()
-    state = trainer.run()
+    state = trainer.train()
     total = time.perf_counter() - t
-    jsonl.close()
+    trainer.cleanup()
     assert clock.start is not None
     if state == "done":
         epoch = clock.epoch_end - clock.start
@@ -396,7 +397,7 @@ def bench(out_dir: str) -> int:
     print("\n".join(notes), flush=True)
     notes.clear()
 
-    # 3: the epoch (through Trainer.run), 4: test evaluation
+    # 3: the epoch (through Run.train), 4: test evaluation
     print("epoch ...", flush=True)
     trainer, ecfg, _, epoch_s, how, clock, total = epoch_section(args.data, out_dir, dataset, 40 if q else None)
     print(f"  epoch: {secs(epoch_s)} ({how}; includes the epoch's negative sampling, the JSONL sink, "
@@ -407,7 +408,8 @@ def bench(out_dir: str) -> int:
     evals = [clock.eval_s["test"]] if "test" in clock.eval_s else []  # the in-loop evaluation counts as one
     for _ in range(rep["eval"]):
         t = time.perf_counter()
-        metrics = evaluate_split(trainer.model, trainer.adj, dataset, "test", ecfg.eval.ks, ecfg.eval.chunk_users)
+        metrics = evaluate_split(*trainer.model.final_embeddings(trainer.adj), dataset, "test", ecfg.eval.ks,
+                                 ecfg.eval.chunk_users)
         evals.append(time.perf_counter() - t)
     eval_s = med(evals)
     print(f"  test evaluation (evaluate_split, train masked, ks {ecfg.eval.ks}, chunk {ecfg.eval.chunk_users}): "
@@ -444,7 +446,7 @@ def bench(out_dir: str) -> int:
     for d, r in ((64, r64), (768, r768)):
         if r is None:
             continue
-        rows.append((f"step {d}-d ours (Trainer._step)", ms(r["ours"]), "-", "-", "-"))
+        rows.append((f"step {d}-d ours (Run._step)", ms(r["ours"]), "-", "-", "-"))
         rows.append((f"step {d}-d ours + sampler share", ms(r["ours"] + r["sampler_per_step"]), "-", "-", "-"))
         rows.append((f"step {d}-d floor (its 4 full + 2 slice products)", ms(r["floor"]), "-", "-", "-"))
         rows.append((f"step {d}-d ours / floor", f"{r['ours'] / r['floor']:.2f}x", "<= 1.5x",

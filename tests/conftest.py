@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -48,3 +54,51 @@ def tiny_config(tmp_path: Path):
         return config.resolve({}, "test", [*TINY, f'run.out_dir="{tmp_path / "runs"}"', *overrides])
 
     return make
+
+
+class Lines:
+    """A child process's output, line by line, for tests that wait on what it says rather than sleeping.
+
+    A reader thread hands each line to a queue; ``until`` blocks on that queue (never on a
+    fixed sleep) and fails with everything the process printed when the line does not come.
+    """
+
+    def __init__(self, proc: "subprocess.Popen[str]") -> None:
+        self.proc, self.seen = proc, []
+        self._queue: "queue.Queue[str | None]" = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._queue.put(line)
+        self._queue.put(None)
+
+    def until(self, needle: str, timeout: float = 120.0) -> str:
+        """The first line from now on that contains ``needle``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._queue.get(timeout=max(deadline - time.monotonic(), 0.0))
+            except queue.Empty:
+                raise AssertionError(f"no line with {needle!r} within {timeout:.0f} s:\n{''.join(self.seen)}") from None
+            if line is None:
+                raise AssertionError(f"the process ended without printing {needle!r}:\n{''.join(self.seen)}")
+            self.seen.append(line)
+            if needle in line:
+                return line
+
+    def rest(self, timeout: float = 120.0) -> str:
+        """Everything printed, once the process has ended."""
+        self.proc.wait(timeout=timeout)
+        while (line := self._queue.get(timeout=timeout)) is not None:
+            self.seen.append(line)
+        return "".join(self.seen)
+
+
+def spawn(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> "tuple[subprocess.Popen[str], Lines]":
+    """``python -m lgcn_tui ARGS`` with its output followed by ``Lines``; wide, so no line is wrapped."""
+    proc = subprocess.Popen([sys.executable, "-m", "lgcn_tui", *args], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "COLUMNS": "1000", **(env or {})})
+    return proc, Lines(proc)

@@ -9,11 +9,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import spawn
 from rich.console import Console
 
 from lgcn_tui import ablation, data
@@ -141,16 +141,12 @@ def test_report_is_rebuilt_from_the_directory_and_the_plot_is_optional(finished,
 def test_ctrl_c_keeps_finished_modes_and_the_same_command_resumes(tmp_path: Path) -> None:
     out = tmp_path / "abl"
     args = ablate_args(out, 8, "--modes", "frozen,learnable")
-    proc = subprocess.Popen([sys.executable, "-m", "lgcn_tui", *args], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=ENV)
+    proc, lines = spawn(args, cwd=ROOT, env=ENV)
     second = out / "learnable" / "metrics.jsonl"
     try:
-        deadline = time.monotonic() + 240
-        while not (second.exists() and sum(e["event"] == "step" for e in read_events(second)) >= 5):
-            assert time.monotonic() < deadline and proc.poll() is None, "learnable never started"
-            time.sleep(0.05)
+        lines.until("training demo-learnable in ", timeout=240)
         proc.send_signal(signal.SIGINT)
-        output, _ = proc.communicate(timeout=120)
+        output = lines.rest()
     finally:
         proc.kill()
     assert proc.returncode == 130, output

@@ -8,20 +8,19 @@ by hand from that README's table, not computed by the code under test.
 from __future__ import annotations
 
 import json
-import queue
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from lgcn_tui import config, data, rundir
+from lgcn_tui import config, data
 from lgcn_tui.data.amazon import read_amazon2023
 from lgcn_tui.data.dataset import Dataset
 from lgcn_tui.data.pretrained import load_pretrained
 from lgcn_tui.errors import UserError
-from lgcn_tui.sinks.jsonl import JsonlSink, read_events
-from lgcn_tui.train.trainer import Trainer
+from lgcn_tui.run.lifecycle import Run
+from lgcn_tui.sinks.jsonl import read_events
 
 FIX = Path(__file__).parent / "fixtures" / "amazon2023"
 RATIOS = [0.8, 0.1, 0.1]
@@ -222,11 +221,9 @@ best_metric = "valid/recall@5"
 sim_pairs = 0
 """)
     cfg = config.resolve(config.load_toml(preset), str(preset), [])
-    dataset = data.load(cfg)
-    run = rundir.create(cfg, "amazon-fixture")
-    sink = JsonlSink(run.metrics)
-
-    assert Trainer(cfg, run, dataset, [sink], queue.Queue(), "amazon-fixture", None).run() == "done"
-    sink.close()
-    evals = [e for e in read_events(run.metrics) if e["event"] == "eval" and e["model"] == "lightgcn"]
+    run = Run(cfg, preset="amazon-fixture")
+    run.setup()
+    assert run.train() == "done"
+    run.cleanup()
+    evals = [e for e in read_events(run.run_dir.metrics) if e["event"] == "eval" and e["model"] == "lightgcn"]
     assert {e["split"] for e in evals} == {"valid", "test"} and "recall@5" in evals[-1]["metrics"]

@@ -7,11 +7,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import Lines, spawn
 
 from lgcn_tui.sinks.jsonl import read_events
 
@@ -90,42 +90,31 @@ def test_presets_list_and_show() -> None:
     assert "[checkpoint]" in shown.stdout  # resolved: defaults included
 
 
-def wait_for(predicate, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting")
-
-
 def events_of(run: Path) -> list[dict]:
     path = run / "metrics.jsonl"
     return read_events(path) if path.exists() else []
 
 
-def start_headless(out: Path, epochs: int) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "lgcn_tui", "train", "--preset", "demo", "--no-ui", *TINY,
-                             "--set", f"run.epochs={epochs}", "--set", f"run.out_dir={out}"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def start_headless(out: Path, epochs: int) -> tuple[subprocess.Popen, Lines, Path]:
+    """A headless demo run, once it has said where it trains."""
+    proc, lines = spawn(["train", "--preset", "demo", "--no-ui", *TINY, "--set", f"run.epochs={epochs}",
+                         "--set", f"run.out_dir={out}"], cwd=ROOT)
+    return proc, lines, Path(lines.until("training demo in ").split(" in ", 1)[1].strip())
 
 
 def test_sigint_saves_a_checkpoint_and_resume_finishes_the_run(tmp_path: Path) -> None:
-    out = tmp_path / "runs"
-    proc = start_headless(out, epochs=15)
+    proc, lines, run = start_headless(tmp_path / "runs", epochs=15)
     try:
-        wait_for(lambda: out.exists() and any(e["event"] == "step" and e["step"] >= 5
-                                              for e in events_of(only_run(out))))
         proc.send_signal(signal.SIGINT)
-        output, _ = proc.communicate(timeout=120)
+        output = lines.rest()
     finally:
         proc.kill()
     assert proc.returncode == 130, output
-    run = only_run(out)
+    assert f"resume with: lgcn-tui train --resume {run} --no-ui" in output
     stops = list((run / "checkpoints").glob("*-stop.pt"))
     assert len(stops) == 1
-    last_step = [e for e in events_of(run) if e["event"] == "step"][-1]["step"]
-    assert stops[0].name == f"step-{last_step + 1:09d}-stop.pt"
+    done = len([e for e in events_of(run) if e["event"] == "step"])
+    assert stops[0].name == f"step-{done:09d}-stop.pt"
 
     resumed = lgcn("train", "--resume", str(run), "--no-ui", cwd=ROOT, timeout=600)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
@@ -138,25 +127,26 @@ def test_sigint_saves_a_checkpoint_and_resume_finishes_the_run(tmp_path: Path) -
 
 
 def test_control_file_steers_a_headless_run(tmp_path: Path) -> None:
-    out = tmp_path / "runs"
-    proc = start_headless(out, epochs=200)
+    proc, lines, run = start_headless(tmp_path / "runs", epochs=200)
     try:
-        wait_for(lambda: out.exists() and any(e["event"] == "step" for e in events_of(only_run(out))))
-        run = only_run(out)
         assert lgcn("send", str(run), "pause").returncode == 0
-        wait_for(lambda: any(e["event"] == "state" and e["state"] == "paused" for e in events_of(run)))
-        count = len([e for e in events_of(run) if e["event"] == "step"])
-        time.sleep(1.0)
-        assert len([e for e in events_of(run) if e["event"] == "step"]) == count
+        lines.until("paused at epoch")
         assert lgcn("send", str(run), "lr", "item", "0.002").returncode == 0
         assert lgcn("send", str(run), "checkpoint").returncode == 0
+        saved = lines.until("checkpoint (manual)")
+        # Paused means held: the checkpoint taken while paused is at the step the pause began.
+        paused_at = [e for e in events_of(run) if e["event"] == "state" and e["state"] == "paused"][-1]["step"]
+        count = len([e for e in events_of(run) if e["event"] == "step"])
+        assert count == paused_at and f"step-{paused_at:09d}-manual.pt" in saved
         assert lgcn("send", str(run), "resume").returncode == 0
-        wait_for(lambda: len([e for e in events_of(run) if e["event"] == "step"]) > count + 3)
-        bad = lgcn("send", str(run), "lr", "item", "0")
-        assert bad.returncode == 2 and "must be positive" in bad.stderr
+        lines.until(" valid ")  # an evaluation: the run trained on after resuming
+        for value, reason in (("0", "must be positive"), ("-1", "must be positive"), ("x", "not a number")):
+            bad = lgcn("send", str(run), "lr", "item", value)
+            assert bad.returncode == 2 and reason in bad.stderr, bad.stderr
+            assert "Traceback" not in bad.stderr
         with open(run / "control", "a") as fh:
             fh.write('{"cmd": "explode"}\n{"cmd": "stop"}\n')
-        output, _ = proc.communicate(timeout=120)
+        output = lines.rest()
     finally:
         proc.kill()
     assert proc.returncode == 0, output

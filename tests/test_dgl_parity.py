@@ -23,11 +23,11 @@ import pytest
 import torch
 
 from dgl_stack import env
-from lgcn_tui import config, data, rundir
+from lgcn_tui import config
 from lgcn_tui.errors import UserError
 from lgcn_tui.graph.dgl_backend import load_dgl
 from lgcn_tui.contract import events as ev
-from lgcn_tui.train.trainer import Trainer
+from lgcn_tui.run.lifecycle import Run
 
 ROOT = Path(__file__).resolve().parents[1]
 ML100K = ROOT.parent / "shared" / "data" / "ml-100k"
@@ -69,7 +69,8 @@ def test_missing_dgl_is_refused_before_training(tiny_config, monkeypatch: pytest
     cfg = tiny_config("graph.backend=dgl")
     recorder = Recorder()
     with pytest.raises(UserError) as caught:
-        Trainer(cfg, rundir.create(cfg, "test"), data.load(cfg), [recorder])
+        Run(cfg, preset="test", sinks=[recorder]).setup()
+    assert not Path(cfg.run.out_dir).exists(), "refused before a run directory is made"
     message = str(caught.value)
     assert message.startswith("graph.backend = 'dgl' needs DGL, which cannot be loaded here")
     _says_what_is_needed(message)

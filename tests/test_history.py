@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import queue
 import threading
 from pathlib import Path
 
@@ -12,14 +11,14 @@ import numpy as np
 import pytest
 
 from lgcn_tui import config as cfgmod
-from lgcn_tui import data, presets, rundir
-from lgcn_tui.sinks.history import History, JsonlFollower, describe, load, planned_lr
-from lgcn_tui.train import commands as cmd
+from lgcn_tui import presets
+from lgcn_tui.contract import commands as cmd
 from lgcn_tui.contract import events as ev
-from lgcn_tui.train.trainer import Trainer
+from lgcn_tui.contract.schedule import LrSchedule
+from lgcn_tui.run.lifecycle import Run
+from lgcn_tui.sinks.history import History, JsonlFollower, describe, load
 
-SCHEDULE = {"user_lr": 1e-2, "item_lr": 3e-3, "min_lr": 1e-5, "warmup_steps": 10, "item_start_step": 20,
-            "total_steps": 200, "lr_scale": {"user": 1.0, "item": 1.0}}
+SCHEDULE = LrSchedule(user_lr=1e-2, item_lr=3e-3, min_lr=1e-5, warmup_steps=10, item_start_step=20, total_steps=200)
 
 
 def started(**over) -> ev.RunStarted:
@@ -31,7 +30,7 @@ def started(**over) -> ev.RunStarted:
 
 
 def step(i: int, loss: float = 0.5, grad: float = 1.0, t: float | None = None) -> ev.StepMetrics:
-    return ev.StepMetrics(epoch=i // 50, step=i, loss=loss, bpr=loss, reg=0.0, grad_user=grad, grad_item=grad / 2,
+    return ev.StepMetrics(epoch=i // 50, step=i, loss=loss, terms={"bpr": loss}, grad_user=grad, grad_item=grad / 2,
                           lr_user=1e-3, lr_item=1e-4, alpha=None, t=1000.0 + 0.1 * i if t is None else t)
 
 
@@ -77,23 +76,44 @@ def test_rate_and_eta_follow_step_times_and_skip_pauses() -> None:
     assert history.snapshot().rate == pytest.approx(2.0), "the gap of the pause must not count"
 
 
-def test_planned_lr_rescales_like_the_trainer_after_a_manual_change(tmp_path: Path) -> None:
-    """Drive a real (tiny) trainer: set the item rate before the first step, then stop."""
+class Steps:
+    """The rates a run really used, step by step."""
+
+    def __init__(self) -> None:
+        self.lr: dict[int, tuple[float, float]] = {}
+
+    def handle(self, event: ev.Event) -> None:
+        if isinstance(event, ev.StepMetrics):
+            self.lr[event.step] = (event.lr_user, event.lr_item)
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def test_planned_lr_is_the_rate_the_run_then_uses_after_a_manual_change(tmp_path: Path) -> None:
+    """Drive a real (tiny) run: set the item rate before the first step and train to the end."""
     path = presets.find("demo")
     cfg = cfgmod.resolve(cfgmod.load_toml(path), str(path), [
         f"run.out_dir={tmp_path}", "run.device=cpu", "run.epochs=3", "data.synthetic_users=60",
-        "data.synthetic_items=40", "data.synthetic_per_user=10", "model.dim=8", "optim.batch_size=32"])
-    history = History()
-    commands: queue.Queue[cmd.Command] = queue.Queue()
-    trainer = Trainer(cfg, rundir.create(cfg, "demo"), data.load(cfg), [history], commands, "demo")
-    commands.put(cmd.set_lr("item", 7e-4))
-    commands.put(cmd.stop(save=False))
-    assert trainer.run() == "stopped"
+        "data.synthetic_items=40", "data.synthetic_per_user=10", "model.dim=8", "optim.batch_size=32",
+        "optim.item_start_epoch=1"])
+    history, used = History(), Steps()
+    run = Run(cfg, preset="demo", sinks=[history, used])
+    run.setup()
+    run.send(cmd.SetLr("item", 7e-4))
+    try:
+        assert run.train() == "done"
+    finally:
+        run.cleanup()
     snap = history.snapshot()
-    assert snap.lr_now["item"] == 7e-4
-    steps = np.arange(trainer.total_steps)
-    expected = [trainer.lr("item", int(s)) for s in steps]
-    assert planned_lr(snap.run.schedule, "item", snap.lr_scale["item"], steps) == pytest.approx(expected)
+    steps = np.arange(run.total_steps)
+    planned = {g: snap.schedule.planned(g, steps) for g in ("user", "item")}
+    assert planned["item"][-1] != pytest.approx(7e-4)  # the plan goes on decaying from the rate set
+    assert [planned["user"][s] for s in steps] == pytest.approx([used.lr[s][0] for s in steps], rel=1e-12)
+    assert [planned["item"][s] for s in steps] == pytest.approx([used.lr[s][1] for s in steps], rel=1e-12)
+    first_item_step = run.steps_per_epoch
+    assert used.lr[first_item_step - 1][1] == 0.0 and used.lr[first_item_step][1] > 0.0
 
 
 def test_log_is_bounded_but_counts_every_line() -> None:

@@ -14,17 +14,16 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from lgcn_tui import config, data, retrieval, rundir
+from lgcn_tui import config, retrieval, rundir
 from lgcn_tui.cli import app
 from lgcn_tui.data.sidecar import Sidecar, write_sidecar
 from lgcn_tui.errors import UserError
-from lgcn_tui.sinks.jsonl import JsonlSink
+from lgcn_tui.run.lifecycle import Run
 from lgcn_tui.train.ranking import embedding_ranker, evaluate_split, known_items
-from lgcn_tui.train.trainer import Trainer
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[rundir.RunDir, Trainer]]:
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[rundir.RunDir, Run]]:
     """A short run on 1,000 synthetic items, on one thread (tiny work is slower on two busy cores)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -33,17 +32,15 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[rundir.R
                                       "data.synthetic_per_user=12", "data.synthetic_dim=16", "optim.batch_size=256",
                                       "optim.user_lr=1e-2", "optim.item_lr=3e-3", "optim.warmup_epochs=1",
                                       "run.epochs=2", "eval.sim_pairs=0", f'run.out_dir="{out}"'])
-    dataset = data.load(cfg)
-    run = rundir.create(cfg, "test")
-    jsonl = JsonlSink(run.metrics)
-    trainer = Trainer(cfg, run, dataset, [jsonl])
-    assert trainer.run() == "done"
-    jsonl.close()
-    yield run, trainer
+    trainer = Run(cfg, preset="test")
+    trainer.setup()
+    assert trainer.train() == "done"
+    trainer.cleanup()
+    yield trainer.run_dir, trainer
     torch.set_num_threads(threads)
 
 
-def embeddings(trainer: Trainer) -> tuple[torch.Tensor, torch.Tensor]:
+def embeddings(trainer: Run) -> tuple[torch.Tensor, torch.Tensor]:
     return trainer.model.final_embeddings(trainer.adj)
 
 

@@ -1,38 +1,36 @@
-"""The dashboard driven through its keys: a real trainer on a tiny dataset, a fixed run for the
+"""The dashboard driven through its keys: a real run on a tiny dataset, a fixed run for the
 layout snapshot, and a headless run in a subprocess for `watch`.
 
-Every wait polls with a deadline instead of sleeping, so a test is as fast as the machine
-allows and fails with what it was waiting for.
+Every wait is for a state or an event, with a deadline, never a fixed sleep, so a test is as
+fast as the machine allows and fails with what it was waiting for. Live runs start paused:
+after each key the Pilot waits for the process to go idle, which a training thread never
+does, so keys are pressed while the run holds wherever a test can.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import itertools
 import math
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
-import textual.app
-from textual._wait import wait_for_idle
+from conftest import spawn
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
 from textual.worker import WorkerState
 
-import lgcn_tui
 from lgcn_tui import config as cfgmod
-from lgcn_tui import data, presets, rundir
-from lgcn_tui.errors import UserError
-from lgcn_tui.sinks.history import scale_after_change, scheduled_lr
-from lgcn_tui.sinks.jsonl import JsonlSink, read_events
-from lgcn_tui.train import commands as cmd
+from lgcn_tui import presets, rundir
+from lgcn_tui.contract import commands as cmd
+from lgcn_tui.contract import control_file
 from lgcn_tui.contract import events as ev
+from lgcn_tui.contract.schedule import LrSchedule
+from lgcn_tui.errors import UserError
+from lgcn_tui.run.lifecycle import Run
+from lgcn_tui.sinks.jsonl import JsonlSink, read_events
 from lgcn_tui.ui.app import Dashboard, live_app, watch_app
 from lgcn_tui.ui.components.charts import LrChart
 from lgcn_tui.ui.components.dialogs import LrDialog, QuitDialog
@@ -46,21 +44,17 @@ TINY = ["run.device=cpu", "run.epochs=1000", "data.synthetic_users=200", "data.s
         "checkpoint.keep_last=1"]
 
 
-@pytest.fixture(autouse=True)
-def quick_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    """After each key the Pilot waits for the process to go idle, for up to a second; a training
-    thread never idles, so every key would cost a second. Each test polls for what it expects."""
-    monkeypatch.setattr(textual.app, "wait_for_idle", functools.partial(wait_for_idle, max_sleep=0.05))
-
-
 def tiny_config(out: Path, *extra: str) -> cfgmod.Config:
     path = presets.find("demo")
     return cfgmod.resolve(cfgmod.load_toml(path), str(path), [*TINY, f"run.out_dir={out}", *extra])
 
 
-def live(out: Path, *extra: str) -> Dashboard:
-    cfg = tiny_config(out, *extra)
-    return live_app(cfg, rundir.create(cfg, "demo"), data.load(cfg), "demo", None, tick_hz=10)
+def live(out: Path, *extra: str, paused: bool = True) -> Dashboard:
+    """The dashboard on a tiny run; ``paused``: the run holds before its first step."""
+    run = Run(tiny_config(out, *extra), preset="demo")
+    if paused:
+        run.send(cmd.Pause())
+    return live_app(run, tick_hz=10)
 
 
 def drive(app: Dashboard, scenario: Callable[[Pilot], Awaitable[None]], size: tuple[int, int] = (80, 24)) -> None:
@@ -85,37 +79,40 @@ def text_of(app: Dashboard, selector: str) -> str:
 
 
 def item_lr(app: Dashboard) -> float:
-    return app.source.trainer.optimizer.param_groups[1]["lr"]
+    return app.source.run.optimizer.param_groups[1]["lr"]
 
 
 async def started_and_paused(pilot: Pilot, app: Dashboard) -> None:
-    trainer = app.source.trainer
-    await until(pilot, lambda: trainer.state.step > 2, "the first steps")
-    await pilot.press("p")
     await until(pilot, lambda: app.history.state == "paused", "the paused state")
 
 
-# ----- live: keys reach the trainer ------------------------------------------------------
-def test_p_pauses_then_resumes(tmp_path: Path) -> None:
+# ----- live: keys reach the run ----------------------------------------------------------
+def test_p_resumes_then_pauses_and_the_run_holds(tmp_path: Path) -> None:
     app = live(tmp_path)
-    trainer = app.source.trainer
+    run = app.source.run
+    folder = run.run_dir.checkpoints
 
     async def scenario(pilot: Pilot) -> None:
         await started_and_paused(pilot, app)
-        frozen = trainer.state.step
-        await pilot.pause(0.3)
-        assert trainer.state.step == frozen, "the step counter advanced while paused"
-        await until(pilot, lambda: "paused" in text_of(app, "#header-state"), "the header to say paused")
         await pilot.press("p")
-        await until(pilot, lambda: trainer.state.step > frozen + 2, "steps after resuming")
+        await until(pilot, lambda: run.state.step > 2, "steps after resuming")
         assert app.history.state == "running"
+        await pilot.press("p")
+        await until(pilot, lambda: app.history.state == "paused", "the paused state")
+        await until(pilot, lambda: "paused" in text_of(app, "#header-state"), "the header to say paused")
+        held = app.history.snapshot().step
+        # A paused run still takes commands: the checkpoint it then saves shows where it holds.
+        await pilot.press("c")
+        await until(pilot, lambda: list(folder.glob("*-manual.pt")), "a manual checkpoint file")
+        assert next(folder.glob("*-manual.pt")).name == f"step-{held:09d}-manual.pt"
+        assert run.state.step == held, "the step counter advanced while paused"
 
     drive(app, scenario)
 
 
 def test_c_saves_a_checkpoint_and_logs_its_path(tmp_path: Path) -> None:
     app = live(tmp_path)
-    folder = app.source.trainer.run_dir.checkpoints
+    folder = app.source.run.run_dir.checkpoints
 
     async def scenario(pilot: Pilot) -> None:
         await started_and_paused(pilot, app)  # no epoch checkpoints to push the line out of view
@@ -136,7 +133,8 @@ def test_l_sets_the_item_lr_and_refuses_invalid_input_with_the_reason(tmp_path: 
         await until(pilot, lambda: isinstance(app.screen, LrDialog), "the LR dialog")
         field = app.screen.query_one(Input)
         assert float(field.value) == pytest.approx(app.current_lr("item"), rel=1e-3), "not prefilled"
-        for typed, reason in (("abc", "not a number"), ("-1", "must be positive"), ("5", "absurdly large")):
+        for typed, reason in (("abc", "not a number"), ("-1", "must be positive"), ("5", "outside the sensible range"),
+                              ("1e-300", "outside the sensible range")):
             await pilot.press("end", "ctrl+u", *typed, "enter")
             assert isinstance(app.screen, LrDialog), f"{typed!r} was accepted"
             assert reason in text_of(app, "#lr-reason")
@@ -150,7 +148,7 @@ def test_l_sets_the_item_lr_and_refuses_invalid_input_with_the_reason(tmp_path: 
 
 def test_brackets_halve_and_double_the_item_lr_and_u_sets_the_user_lr(tmp_path: Path) -> None:
     app = live(tmp_path)
-    optimizer = app.source.trainer.optimizer
+    optimizer = app.source.run.optimizer
 
     async def scenario(pilot: Pilot) -> None:
         await started_and_paused(pilot, app)
@@ -183,10 +181,10 @@ def test_e_evaluates_now(tmp_path: Path) -> None:
 
 def test_q_asks_about_saving_then_stops_the_worker_and_exits(tmp_path: Path) -> None:
     app = live(tmp_path)
-    folder = app.source.trainer.run_dir.checkpoints
+    folder = app.source.run.run_dir.checkpoints
 
     async def scenario(pilot: Pilot) -> None:
-        await until(pilot, lambda: app.source.trainer.state.step > 0, "the first step")
+        await started_and_paused(pilot, app)
         await pilot.press("q")
         await until(pilot, lambda: isinstance(app.screen, QuitDialog), "the quit question")
         await pilot.press("escape")
@@ -203,10 +201,10 @@ def test_q_asks_about_saving_then_stops_the_worker_and_exits(tmp_path: Path) -> 
 
 def test_q_then_n_stops_without_saving(tmp_path: Path) -> None:
     app = live(tmp_path)
-    folder = app.source.trainer.run_dir.checkpoints
+    folder = app.source.run.run_dir.checkpoints
 
     async def scenario(pilot: Pilot) -> None:
-        await until(pilot, lambda: app.source.trainer.state.step > 0, "the first step")
+        await started_and_paused(pilot, app)
         await pilot.press("q", "n")
         await until(pilot, lambda: app.worker.is_finished, "the worker to finish")
 
@@ -216,8 +214,8 @@ def test_q_then_n_stops_without_saving(tmp_path: Path) -> None:
 
 def test_a_trainer_error_keeps_the_dashboard_open_and_exits_non_zero(tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    app = live(tmp_path)
-    trainer = app.source.trainer
+    app = live(tmp_path, paused=False)
+    trainer = app.source.run
     original, calls = trainer._step, itertools.count()
 
     def failing(*args: object) -> object:
@@ -239,17 +237,18 @@ def test_a_trainer_error_keeps_the_dashboard_open_and_exits_non_zero(tmp_path: P
     assert app.return_code == 1
 
 
-def test_a_config_error_is_raised_before_the_dashboard_opens(tmp_path: Path) -> None:
-    cfg = tiny_config(tmp_path, "data.valid_into_train=true")
+def test_a_config_error_is_raised_before_the_dashboard_opens_and_writes_nothing(tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path / "runs", "data.valid_into_train=true")
     with pytest.raises(UserError, match="eval.best_metric"):
-        live_app(cfg, rundir.create(cfg, "demo"), data.load(cfg), "demo", None)
+        live_app(Run(cfg, preset="demo"))
+    assert not (tmp_path / "runs").exists(), "a failed start must not leave a run directory"
 
 
 # ----- a finished run from a fixed metrics file ------------------------------------------
 T0 = 1_700_000_000.0
 EPOCHS, SPE = 4, 60
-SCHEDULE = {"user_lr": 1e-2, "item_lr": 3e-3, "min_lr": 1e-5, "warmup_steps": SPE, "item_start_step": 0,
-            "total_steps": EPOCHS * SPE, "lr_scale": {"user": 1.0, "item": 1.0}}
+SCHEDULE = LrSchedule(user_lr=1e-2, item_lr=3e-3, min_lr=1e-5, warmup_steps=SPE, item_start_step=0,
+                      total_steps=EPOCHS * SPE)
 
 
 def fixture_events() -> list[ev.Event]:
@@ -262,22 +261,21 @@ def fixture_events() -> list[ev.Event]:
     pop = {f"{m}@{k}": v * k / 20 for m, v in (("recall", 0.032), ("ndcg", 0.016)) for k in (10, 20, 50)}
     out += [ev.EvalResult(epoch=0, step=0, split=s, metrics=pop, model="popularity", t=T0) for s in ("valid", "test")]
     out.append(ev.StateChanged(state="running", epoch=0, step=0, t=T0))
-    scale = {"user": 1.0, "item": 1.0}
+    schedule = SCHEDULE
     t = T0 + 1
     for i in range(EPOCHS * SPE):
         epoch = i // SPE
         if i == 150:
-            new = scheduled_lr(SCHEDULE, "item", i) * scale["item"] / 2
+            new = schedule.lr("item", i) / 2
+            schedule = schedule.with_rate("item", new, i)
             out.append(ev.CommandReceived(command="set_lr", args={"cmd": "set_lr", "group": "item", "lr": new},
                                           source="control", t=t))
-            out.append(ev.LrChanged(group="item", lr=new, step=i, source="command", t=t))
-            scale["item"] = scale_after_change(SCHEDULE, "item", new, i)
+            out.append(ev.LrChanged(group="item", lr=new, step=i, source="command", schedule=schedule, t=t))
         t += 0.05
         out.append(ev.StepMetrics(
-            epoch=epoch, step=i, loss=0.2 + 0.49 * math.exp(-i / 80) + 0.03 * math.sin(i), bpr=0.0, reg=0.0,
+            epoch=epoch, step=i, loss=0.2 + 0.49 * math.exp(-i / 80) + 0.03 * math.sin(i),
             grad_user=0.3 * math.exp(-i / 150) * (1 + 0.3 * math.sin(i / 3)), grad_item=0.1 * math.exp(-i / 150),
-            lr_user=scheduled_lr(SCHEDULE, "user", i) * scale["user"],
-            lr_item=scheduled_lr(SCHEDULE, "item", i) * scale["item"], alpha=max(0.8 - 0.2 * epoch, 0.0), t=t))
+            lr_user=schedule.lr("user", i), lr_item=schedule.lr("item", i), alpha=max(0.8 - 0.2 * epoch, 0.0), t=t))
         if (i + 1) % SPE == 0:
             done = epoch + 1
             out.append(ev.EpochEnd(epoch=epoch, step=i + 1, mean_loss=0.3, seconds=3.0, t=t))
@@ -329,7 +327,7 @@ def test_layout_adapts_to_a_large_terminal(finished_run: rundir.RunDir, snap_com
 
 def test_watching_a_finished_run_shows_its_history_and_sends_nothing(finished_run: rundir.RunDir) -> None:
     app = watch_app(finished_run, interval=0.02)
-    control = finished_run.path / cmd.CONTROL_FILE
+    control = finished_run.path / control_file.CONTROL_FILE
 
     async def scenario(pilot: Pilot) -> None:
         await loaded(pilot)
@@ -349,19 +347,11 @@ def test_watching_a_finished_run_shows_its_history_and_sends_nothing(finished_ru
 
 # ----- watch: a headless run in another process -------------------------------------------
 def test_watch_pauses_a_headless_run_and_detaching_leaves_it_running(tmp_path: Path) -> None:
-    out = tmp_path / "runs"
-    sets = [arg for key in [*TINY, f"run.out_dir={out}"] for arg in ("--set", key)]
-    env = {**os.environ, "PYTHONPATH": str(Path(lgcn_tui.__file__).resolve().parents[1])}
-    log = open(tmp_path / "headless.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "lgcn_tui", "train", "--no-ui", "--preset", "demo", *sets],
-                            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
+    sets = [arg for key in [*TINY, f"run.out_dir={tmp_path / 'runs'}"] for arg in ("--set", key)]
+    proc, lines = spawn(["train", "--no-ui", "--preset", "demo", *sets], cwd=tmp_path,
+                        env={"PYTHONPATH": str(Path(__file__).resolve().parents[1])})
     try:
-        deadline = time.monotonic() + 60
-        while not list(out.glob("*/metrics.jsonl")):
-            assert proc.poll() is None, (tmp_path / "headless.log").read_text()
-            assert time.monotonic() < deadline, "the headless run did not start"
-            time.sleep(0.05)
-        run = rundir.open_run(next(out.glob("*/metrics.jsonl")).parent)
+        run = rundir.open_run(Path(lines.until("training demo in ").split(" in ", 1)[1].strip()))
         app = watch_app(run, tick_hz=10, interval=0.05)
 
         def paused_in_file() -> bool:
@@ -377,10 +367,9 @@ def test_watch_pauses_a_headless_run_and_detaching_leaves_it_running(tmp_path: P
         drive(app, scenario)
         assert app.return_code == 0
         assert proc.poll() is None, "quitting watch must never stop the run"
-        cmd.send(run.path, cmd.stop(save=False))
-        assert proc.wait(timeout=30) == 0
+        control_file.send(run.path, cmd.Stop(save=False))
+        assert proc.wait(timeout=30) == 0, lines.rest()
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        log.close()

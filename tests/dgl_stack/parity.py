@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from lgcn_tui import config, data, rundir
+from lgcn_tui import config, data
 from lgcn_tui.graph.adjacency import build_adjacency
 from lgcn_tui.graph.backend import make_backend
 from lgcn_tui.contract import events as ev
-from lgcn_tui.train.trainer import Trainer
+from lgcn_tui.run.lifecycle import Run
 
 LAYERS = 3
 DIM = 64
@@ -143,7 +143,7 @@ class Collect:
 
 
 def training_checks(data_dir: Path, out_dir: Path) -> dict[str, Any]:
-    """The same short run through ``Trainer.run`` with each backend: losses, parameters, metrics."""
+    """The same short run through ``Run.train`` with each backend: losses, parameters, metrics."""
     runs: dict[str, Any] = {}
     for backend in ("torch", "dgl"):
         cfg = config.resolve({}, "parity", [
@@ -151,11 +151,12 @@ def training_checks(data_dir: Path, out_dir: Path) -> dict[str, Any]:
             f"model.layers={LAYERS}", "optim.batch_size=32768", "optim.warmup_epochs=0", "optim.user_lr=1e-3",
             "optim.item_lr=1e-3", "run.epochs=2", "run.seed=0", "eval.ks=[10, 20]", "eval.sim_pairs=0",
             f'run.out_dir="{out_dir / backend}"', f"graph.backend={backend}"])
-        dataset = data.load(cfg)
         sink = Collect()
-        trainer = Trainer(cfg, rundir.create(cfg, "parity"), dataset, [sink])
+        trainer = Run(cfg, preset="parity", sinks=[sink])
+        trainer.setup()
         start = trainer.model.user_vectors().detach().clone()
-        state = trainer.run()
+        state = str(trainer.train())
+        trainer.cleanup()
         runs[backend] = {"state": state, "steps": sink.steps, "evals": sink.evals, "start_user": start,
                          "backend": trainer.model.backend.name,
                          "user": trainer.model.user_vectors().detach().clone(),
