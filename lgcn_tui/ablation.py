@@ -38,11 +38,12 @@ from rich.table import Table
 
 from . import __version__, presets, rundir
 from . import config as cfgmod
+from .contract import events as ev
 from .errors import UserError
 from .headless import run_headless
 from .run import checkpoints as ckpt
 from .run.lifecycle import Run
-from .sinks.jsonl import read_events
+from .sinks.jsonl import load_events
 
 MODES: dict[str, dict[str, str]] = {
     "frozen": {"model.item_init": "pretrained", "model.item_mode": "frozen"},
@@ -146,9 +147,7 @@ def check_directory(where: Path, configs: dict[str, cfgmod.Config]) -> None:
 
 def last_state(run: rundir.RunDir) -> str | None:
     """The run's last recorded state (running, done, stopped, ...), or None before its first."""
-    if not run.metrics.exists():
-        return None
-    states = [e["state"] for e in read_events(run.metrics) if e["event"] == "state"]
+    states = [e.state for e in load_events(run.metrics) if isinstance(e, ev.StateChanged)]
     return states[-1] if states else None
 
 
@@ -226,33 +225,33 @@ class ModeResult:
         return chosen[-1] if chosen else None
 
 
-def evaluations_of(events: list[dict[str, Any]]) -> list[Evaluation]:
+def evaluations_of(events: list[ev.Event]) -> list[Evaluation]:
     """Group a run's eval events (one per split, published back to back) into evaluations."""
     out: list[Evaluation] = []
     for e in events:
-        if e["event"] == "eval" and e["model"] == "lightgcn":
+        if isinstance(e, ev.EvalResult) and e.model == "lightgcn":
             current = out[-1] if out else None
-            if current is None or current.step != e["step"] or e["split"] in current.metrics:
-                current = Evaluation(epoch=e["epoch"], step=e["step"], best=bool(e["best"]))
+            if current is None or current.step != e.step or e.split in current.metrics:
+                current = Evaluation(epoch=e.epoch, step=e.step, best=e.best)
                 out.append(current)
-            current.metrics[e["split"]] = e["metrics"]
-        elif e["event"] == "diagnostics" and out and out[-1].step == e["step"] and out[-1].retention is None:
-            out[-1].retention = e["retention"]
+            current.metrics[e.split] = e.metrics
+        elif isinstance(e, ev.Diagnostics) and out and out[-1].step == e.step and out[-1].retention is None:
+            out[-1].retention = e.retention
     return out
 
 
 def read_mode(mode: str, run: rundir.RunDir) -> ModeResult:
     """Everything the report says about one mode, from its config.toml and metrics.jsonl."""
     cfg = run.load_config()
-    events = read_events(run.metrics) if run.metrics.exists() else []
-    started = [e for e in events if e["event"] == "run_started"]
-    states = [e["state"] for e in events if e["event"] == "state"]
-    epoch_ends = [e for e in events if e["event"] == "epoch_end"]
-    popularity = {e["split"]: e["metrics"] for e in events if e["event"] == "eval" and e["model"] == "popularity"}
+    events = load_events(run.metrics)
+    started = [e for e in events if isinstance(e, ev.RunStarted)]
+    states = [e.state for e in events if isinstance(e, ev.StateChanged)]
+    epoch_ends = [e for e in events if isinstance(e, ev.EpochEnd)]
+    popularity = {e.split: e.metrics for e in events if isinstance(e, ev.EvalResult) and e.model == "popularity"}
     return ModeResult(mode=mode, run=run.path, best_metric=cfg.eval.best_metric,
-                      state=states[-1] if states else "not started", epochs_done=len(epoch_ends),
-                      epochs=cfg.run.epochs, train_seconds=sum(e["seconds"] for e in epoch_ends),
-                      steps_per_epoch=started[-1]["steps_per_epoch"] if started else 1,
+                      state=str(states[-1]) if states else "not started", epochs_done=len(epoch_ends),
+                      epochs=cfg.run.epochs, train_seconds=sum(e.seconds for e in epoch_ends),
+                      steps_per_epoch=started[-1].steps_per_epoch if started else 1,
                       evaluations=evaluations_of(events), popularity=popularity)
 
 

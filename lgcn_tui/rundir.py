@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
@@ -24,33 +23,20 @@ from . import config as cfgmod
 from .errors import UserError
 
 
-@dataclass(frozen=True)
 class RunDir:
-    path: Path
+    """The paths of one run directory, named as in the layout above."""
 
-    @property
-    def config(self) -> Path:
-        return self.path / "config.toml"
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.config = self.path / "config.toml"
+        self.info = self.path / "run.json"
+        self.metrics = self.path / "metrics.jsonl"
+        self.checkpoints = self.path / "checkpoints"
+        self.best = self.checkpoints / "best.pt"
+        self.export = self.path / "export"
 
-    @property
-    def metrics(self) -> Path:
-        return self.path / "metrics.jsonl"
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.path / "checkpoints"
-
-    @property
-    def best(self) -> Path:
-        return self.checkpoints / "best.pt"
-
-    @property
-    def export(self) -> Path:
-        return self.path / "export"
-
-    @property
-    def info(self) -> Path:
-        return self.path / "run.json"
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
 
     def load_config(self) -> cfgmod.Config:
         cfg = cfgmod.from_dict(cfgmod.load_toml(self.config), str(self.config))

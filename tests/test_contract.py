@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -88,3 +90,49 @@ def test_events_carry_the_schedule_and_state_through_metrics_jsonl() -> None:
     assert json.loads(json.dumps(events[1].to_dict()))["state"] == "paused"
     old = {"event": "lr_changed", "group": "user", "lr": 5e-4, "step": 3, "source": "command", "t": 1.0}
     assert ev.event_from_dict(old).schedule is None  # files written before the schedule was carried
+
+
+def test_a_12_mib_line_cannot_jam_the_control_file(tmp_path: Path) -> None:
+    reader = control_file.ControlFileReader(tmp_path)
+    with open(tmp_path / control_file.CONTROL_FILE, "ab") as fh:
+        fh.write(b'{"cmd": "' + b"p" * (12 << 20) + b'"}\n')
+    control_file.send(tmp_path, cmd.Pause())
+    got = reader.poll() + reader.poll()
+    assert got[-1] == cmd.Pause(source="control")
+    assert any(isinstance(g, str) and "skipped a line of 12,582,924 bytes" in g for g in got)
+
+
+def test_a_directory_in_place_of_the_control_file_is_reported_once_and_reading_goes_on(tmp_path: Path) -> None:
+    reader = control_file.ControlFileReader(tmp_path)
+    path = tmp_path / control_file.CONTROL_FILE
+    path.unlink()
+    path.mkdir()
+    first = reader.poll()
+    assert len(first) == 1 and "cannot read" in first[0] and str(path) in first[0]
+    assert reader.poll() == []
+    path.rmdir()
+    control_file.send(tmp_path, cmd.Resume())
+    assert reader.poll() == [cmd.Resume(source="control")]
+
+
+def test_the_control_file_is_private_to_its_owner_under_any_umask(tmp_path: Path) -> None:
+    old = os.umask(0)
+    try:
+        (tmp_path / "a").mkdir()
+        (tmp_path / "b").mkdir()
+        control_file.ControlFileReader(tmp_path / "a")  # the run creates it
+        control_file.send(tmp_path / "b", cmd.Pause())  # or `send` does, first
+    finally:
+        os.umask(old)
+    for folder in ("a", "b"):
+        assert stat.S_IMODE((tmp_path / folder / control_file.CONTROL_FILE).stat().st_mode) == 0o600
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="handing a file to another user needs root")
+def test_commands_in_a_control_file_owned_by_another_user_are_refused(tmp_path: Path) -> None:
+    reader = control_file.ControlFileReader(tmp_path)
+    path = tmp_path / control_file.CONTROL_FILE
+    control_file.send(tmp_path, cmd.Stop())
+    os.chown(path, 4242, -1)
+    got = reader.poll()
+    assert len(got) == 1 and "belongs to uid 4242" in got[0] and "ignored 1 line" in got[0]

@@ -42,3 +42,15 @@ def test_a_file_cut_back_or_rewritten_is_read_again_from_its_start(tmp_path: Pat
 
 def test_a_missing_file_reads_as_nothing(tmp_path: Path) -> None:
     assert LineTail(tmp_path / "nope").read() == ([], False)
+
+
+def test_a_line_longer_than_the_limit_is_skipped_and_reading_resumes_after_it(tmp_path: Path) -> None:
+    path = tmp_path / "log"
+    long = b"x" * (12 << 20)
+    path.write_bytes(b"before\n" + long + b"\nafter\n")
+    tail = LineTail(path)
+    assert tail.read() == ([b"before"], False)
+    assert tail.read() == ([b"after"], False) and tail.oversized == [len(long) + 1]
+    with open(path, "ab") as fh:
+        fh.write(b"more\n")
+    assert tail.read() == ([b"more"], False) and tail.oversized == []

@@ -21,27 +21,27 @@ MAX_LR = 1.0
 
 
 @dataclass(frozen=True)
-class Pause:
-    name: ClassVar[str] = "pause"
+class Order:
+    """A command with nothing to say but itself; ``source`` tells the log where it came from."""
+
+    name: ClassVar[str]
     source: str = "queue"
 
 
-@dataclass(frozen=True)
-class Resume:
-    name: ClassVar[str] = "resume"
-    source: str = "queue"
+class Pause(Order):
+    name = "pause"
 
 
-@dataclass(frozen=True)
-class SaveCheckpoint:
-    name: ClassVar[str] = "checkpoint"
-    source: str = "queue"
+class Resume(Order):
+    name = "resume"
 
 
-@dataclass(frozen=True)
-class Evaluate:
-    name: ClassVar[str] = "evaluate"
-    source: str = "queue"
+class SaveCheckpoint(Order):
+    name = "checkpoint"
+
+
+class Evaluate(Order):
+    name = "evaluate"
 
 
 @dataclass(frozen=True)

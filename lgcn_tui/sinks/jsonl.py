@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..contract.events import Event, StepMetrics
+from ..contract.events import Event, StepMetrics, event_from_dict
 
 
 def _finite(value: Any) -> Any:
@@ -59,3 +59,8 @@ def read_events(path: Path) -> list[dict[str, Any]]:
             if line.endswith("\n"):
                 out.append(json.loads(line))
     return out
+
+
+def load_events(path: Path) -> list[Event]:
+    """The typed events of a metrics file (a missing file has none)."""
+    return [event_from_dict(line) for line in read_events(path)] if path.exists() else []
