@@ -71,17 +71,20 @@ def train(
     preset: Annotated[str, typer.Option("--preset", "-p", help="Preset name (see `lgcn-tui presets`) or a .toml path.")] = "demo",
     set_: Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override a key: section.key=value (repeatable).")] = None,
     no_ui: Annotated[bool, typer.Option("--no-ui", help="Run headless: progress bar and log lines instead of the dashboard.")] = False,
-    resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the run in this run directory from its newest checkpoint.")] = None,
+    resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the run in this run directory from its newest checkpoint that loads.")] = None,
+    from_: Annotated[Optional[Path], typer.Option("--from", help="With --resume: the checkpoint file to continue from.")] = None,
     break_lock: Annotated[bool, typer.Option("--break-lock", help="Take over a run directory whose lock names a "
                                              "process on another host that is really gone.")] = False,
 ) -> None:
     """Train a model from a preset; headless with --no-ui, otherwise in the dashboard."""
+    if from_ is not None and resume is None:
+        raise UserError(f"--from {from_} picks the checkpoint of a run to resume; add --resume RUN_DIR")
     if resume is not None:
         if set_:
             raise UserError("--resume continues a run exactly as configured; --set cannot be combined with it "
                             f"(edit {resume / 'config.toml'} by hand if you must)")
         saved = open_saved(resume)
-        run = Run(saved.cfg, preset=saved.preset, resume=saved.dir.path, break_lock=break_lock)
+        run = Run(saved.cfg, preset=saved.preset, resume=saved.dir.path, checkpoint=from_, break_lock=break_lock)
     else:
         run = Run(_resolve(preset, set_ or []), preset=preset, break_lock=break_lock)
     if no_ui:

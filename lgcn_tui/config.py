@@ -113,6 +113,8 @@ class EvalConfig:
 @dataclass
 class CheckpointConfig:
     keep_last: int = 3
+    every_steps: int = 0
+    every_minutes: float = 0.0
 
 
 @dataclass
@@ -154,7 +156,8 @@ POSITIVE = {
 NON_NEGATIVE = {
     "run.threads", "model.layers", "optim.weight_decay", "optim.warmup_epochs", "optim.min_lr",
     "optim.clip_norm", "optim.item_start_epoch", "optim.reg", "eval.patience",
-    "eval.sim_pairs", "data.pca_dim", "data.synthetic_noise", "data.synthetic_mislabeled", "model.alpha_decay",
+    "eval.sim_pairs", "checkpoint.every_steps", "checkpoint.every_minutes", "data.pca_dim",
+    "data.synthetic_noise", "data.synthetic_mislabeled", "model.alpha_decay",
 }
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from conftest import Lines, spawn
 
 from lgcn_tui.sinks.jsonl import read_events
@@ -69,6 +70,10 @@ def test_demo_preset_headless_end_to_end(tmp_path: Path) -> None:
     (["train", "--no-ui", "--set", "model.layers=x"], "model.layers must be an integer"),
     (["train", "--no-ui", "--set", "data.format=lightgcn", "--set", "data.path=/nonexistent/dir"], "/nonexistent/dir"),
     (["eval", "/nonexistent/run"], "is not a run directory"),
+    (["train", "--no-ui", "--set", "objective.loss=nope"], "objective.loss = 'nope' is not a ranking loss"),
+    (["train", "--no-ui", "--from", "x.pt"], "--from x.pt picks the checkpoint of a run to resume; add --resume"),
+    pytest.param(["train", "--no-ui", "--set", "run.device=cuda"], "run.device = 'cuda' but PyTorch sees no CUDA",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")),
     (["presets", "show", "nope"], "unknown preset"),
 ])
 def test_user_errors_are_one_plain_message(tmp_path: Path, args: list[str], words: str) -> None:
@@ -138,6 +143,9 @@ def test_control_file_steers_a_headless_run(tmp_path: Path) -> None:
         paused_at = [e for e in events_of(run) if e["event"] == "state" and e["state"] == "paused"][-1]["step"]
         count = len([e for e in events_of(run) if e["event"] == "step"])
         assert count == paused_at and f"step-{paused_at:09d}-manual.pt" in saved
+        second = lgcn("train", "--resume", str(run), "--no-ui")  # the run is still owned by proc
+        assert second.returncode == 2 and f"pid {proc.pid} on host " in second.stderr, second.stderr
+        assert "Traceback" not in second.stderr and "lgcn-tui watch" in second.stderr
         assert lgcn("send", str(run), "resume").returncode == 0
         lines.until(" valid ")  # an evaluation: the run trained on after resuming
         for value, reason in (("0", "must be positive"), ("-1", "must be positive"), ("x", "not a number")):

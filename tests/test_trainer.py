@@ -304,3 +304,114 @@ def test_run_threads_sets_torch_threads_and_shows_in_the_device_label(tiny_confi
 def test_run_threads_must_not_be_negative(tiny_config) -> None:
     with pytest.raises(UserError, match="run.threads"):
         tiny_config("run.threads=-1")
+
+
+def test_a_checkpoint_of_another_format_version_is_refused_naming_both(tiny_config) -> None:
+    trainer, _, run = start(tiny_config("run.epochs=1"))
+    trainer.train()
+    trainer.cleanup()
+    path = ckpt.latest(run.checkpoints)
+    payload = torch.load(path, weights_only=True)
+    torch.save({**payload, "version": 1}, path)
+    with pytest.raises(UserError) as caught:
+        ckpt.load(path)
+    assert f"checkpoint {path} has format version 1, this lgcn-tui reads version 2" in str(caught.value)
+
+
+class Runs:
+    """Pickled into a file, this would call ``print`` on load: a checkpoint must never run code."""
+
+    def __reduce__(self):
+        return (print, ("code ran while loading a checkpoint",))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "step-000000001-epoch.pt"
+    torch.save({"version": 2, "model": Runs()}, path)
+    with pytest.raises(UserError, match=f"checkpoint {path} cannot be read"):
+        ckpt.load(path)
+    assert "code ran" not in capsys.readouterr().out
+
+
+def steps_until_stop(recorder: Recorder) -> tuple[int, int]:
+    stopped = [e for e in recorder.of(ev.StateChanged) if e.state == "stopped"]
+    return len(recorder.of(ev.StepMetrics)), stopped[0].step
+
+
+def test_commands_are_taken_at_publish_points_every_n_steps(tiny_config, monkeypatch) -> None:
+    from lgcn_tui.run import lifecycle
+
+    monkeypatch.setattr(lifecycle, "COMMAND_INTERVAL", 1e9)  # only the step count decides here
+    trainer, recorder, _ = start(tiny_config("run.publish_every=4"), at={1: [cmd.Stop(save=False)]})
+    assert trainer.train() == "stopped"
+    trainer.cleanup()
+    # Steps 0-3 leave together at the publish point after step 3, where the stop sent on seeing step 1 is taken.
+    assert steps_until_stop(recorder) == (4, 4)
+
+
+def test_commands_are_taken_at_least_once_a_second_whatever_the_step_count(tiny_config, monkeypatch) -> None:
+    from lgcn_tui.run import lifecycle
+
+    monkeypatch.setattr(lifecycle, "COMMAND_INTERVAL", 0.0)  # a second has always passed
+    trainer, recorder, _ = start(tiny_config("run.publish_every=1000"), at={1: [cmd.Stop(save=False)]})
+    assert trainer.train() == "stopped"
+    trainer.cleanup()
+    assert steps_until_stop(recorder) == (2, 2)
+
+
+def test_interval_checkpoints_are_written_by_step_and_pruned_with_the_epoch_ones(tiny_config) -> None:
+    trainer, recorder, run = start(tiny_config("checkpoint.every_steps=2", "checkpoint.keep_last=3"))
+    trainer.train()
+    trainer.cleanup()
+    spe = trainer.steps_per_epoch
+    written = [(e.reason, e.step) for e in recorder.of(ev.CheckpointSaved) if e.reason in ("interval", "epoch")]
+    want = sorted([("interval", s) for s in range(2, trainer.total_steps, 2) if s % spe]
+                  + [("epoch", s) for s in range(spe, trainer.total_steps + 1, spe)], key=lambda x: x[1])
+    assert written == want
+    kept = [(reason, step) for step, reason, _ in ckpt.listed(run.checkpoints)]
+    assert kept == [(reason, step) for reason, step in want[-3:]]
+
+
+def test_a_truncated_newest_checkpoint_falls_back_to_the_one_before_and_says_so(tiny_config) -> None:
+    trainer, _, run = start(tiny_config("run.epochs=2"))
+    trainer.train()
+    trainer.cleanup()
+    (_, _, older), (_, _, newest) = ckpt.listed(run.checkpoints)[-2:]
+    newest.write_bytes(newest.read_bytes()[:1000])  # a kill during a copy, a full disk
+    resumed, recorder, _ = start(tiny_config("run.epochs=2"), run=run)
+    assert resumed.state.step == trainer.steps_per_epoch
+    resumed.train()
+    resumed.cleanup()
+    notes = [m.text for m in recorder.of(ev.Message) if m.level == "warning"]
+    assert any(f"checkpoint {newest} cannot be read" in n and f"resuming from {older.name}" in n for n in notes)
+
+
+def test_no_checkpoint_that_loads_is_an_error_naming_each(tiny_config) -> None:
+    trainer, _, run = start(tiny_config("run.epochs=1", "eval.every=5"))
+    trainer.train()
+    trainer.cleanup()
+    for _, _, path in ckpt.listed(run.checkpoints):
+        path.write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError) as caught:
+        start(tiny_config("run.epochs=1"), run=run)
+    assert f"{run.checkpoints} holds no checkpoint to resume from" in str(caught.value)
+    assert "cannot be read" in str(caught.value)
+
+
+def test_a_full_disk_is_named_and_leaves_no_partial_file(tiny_config, monkeypatch) -> None:
+    import errno
+    import os
+
+    trainer, _, run = start(tiny_config("run.epochs=1"))
+
+    def full_disk(payload, path) -> None:
+        Path(path).write_bytes(b"partial")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(ckpt.torch, "save", full_disk)
+    with pytest.raises(UserError) as caught:
+        trainer.save_checkpoint("manual")
+    trainer.cleanup()
+    message = str(caught.value)
+    assert f"no space left on {run.checkpoints}" in message and "need about" in message and "MB free" in message
+    assert list(run.checkpoints.iterdir()) == []

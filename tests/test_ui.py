@@ -32,7 +32,7 @@ from lgcn_tui.errors import UserError
 from lgcn_tui.run.lifecycle import Run
 from lgcn_tui.sinks.jsonl import JsonlSink, read_events
 from lgcn_tui.ui.app import Dashboard, live_app, watch_app
-from lgcn_tui.ui.components.charts import LrChart
+from lgcn_tui.ui.components.charts import LossChart, LrChart
 from lgcn_tui.ui.components.dialogs import LrDialog, QuitDialog
 from lgcn_tui.ui.components.evals import EvalPane
 from lgcn_tui.ui.components.eventlog import EventLog
@@ -97,6 +97,9 @@ def test_p_resumes_then_pauses_and_the_run_holds(tmp_path: Path) -> None:
         await pilot.press("p")
         await until(pilot, lambda: run.state.step > 2, "steps after resuming")
         assert app.history.state == "running"
+        loss = app.query_one(LossChart)
+        await until(pilot, lambda: "bpr " in loss.border_subtitle and "reg " in loss.border_subtitle,
+                    "the objective's terms under the loss pane")
         await pilot.press("p")
         await until(pilot, lambda: app.history.state == "paused", "the paused state")
         await until(pilot, lambda: "paused" in text_of(app, "#header-state"), "the header to say paused")

@@ -26,7 +26,17 @@ class Event:
 
 
 @dataclass
+class Progress(Event):
+    """An event that happened at a point of the run: ``step`` is global (0-based), counting across epochs."""
+
+    epoch: int
+    step: int
+
+
+@dataclass
 class RunStarted(Event):
+    """The first event of a run and of each resume: what it trains on, where, and its LR plan."""
+
     kind: ClassVar[str] = "run_started"
     run_dir: str
     name: str
@@ -43,16 +53,11 @@ class RunStarted(Event):
 
 
 @dataclass
-class StepMetrics(Event):
-    """One optimiser step. ``step`` is global (0-based) and counts across epochs.
-
-    ``loss`` is the sum of the objective's ``terms``, each under its own name (``bpr``,
-    ``reg``, ...: see ``objective``).
-    """
+class StepMetrics(Progress):
+    """One optimiser step. ``loss`` is the sum of the objective's ``terms``, each under its own
+    name (``bpr``, ``reg``, ...: see ``objective``)."""
 
     kind: ClassVar[str] = "step"
-    epoch: int
-    step: int
     loss: float
     grad_user: float
     grad_item: float
@@ -63,21 +68,19 @@ class StepMetrics(Event):
 
 
 @dataclass
-class EpochEnd(Event):
+class EpochEnd(Progress):
+    """``seconds`` spent in the epoch's steps (evaluation and checkpoints not included)."""
+
     kind: ClassVar[str] = "epoch_end"
-    epoch: int
-    step: int
     mean_loss: float
     seconds: float
 
 
 @dataclass
-class EvalResult(Event):
+class EvalResult(Progress):
     """Metrics of one split, keyed like ``recall@20``; ``model`` is ``lightgcn`` or ``popularity``."""
 
     kind: ClassVar[str] = "eval"
-    epoch: int
-    step: int
     split: str
     metrics: dict[str, float]
     model: str = "lightgcn"
@@ -86,7 +89,7 @@ class EvalResult(Event):
 
 
 @dataclass
-class Diagnostics(Event):
+class Diagnostics(Progress):
     """Retention is the mean cosine of each item vector to its start vector.
 
     ``sim_edges`` has one more entry than ``sim_counts``: a histogram of item–item cosine
@@ -94,8 +97,6 @@ class Diagnostics(Event):
     """
 
     kind: ClassVar[str] = "diagnostics"
-    epoch: int
-    step: int
     retention: float
     retention_p10: float
     sim_edges: list[float]
@@ -103,20 +104,20 @@ class Diagnostics(Event):
 
 
 @dataclass
-class CheckpointSaved(Event):
+class CheckpointSaved(Progress):
+    """``reason``: epoch, interval, best, manual, stop, nan or error (see ``run.checkpoints``)."""
+
     kind: ClassVar[str] = "checkpoint"
     path: str
     reason: str
-    epoch: int
-    step: int
 
 
 @dataclass
-class StateChanged(Event):
+class StateChanged(Progress):
+    """The run entered ``state``; viewers show the state of the last such event."""
+
     kind: ClassVar[str] = "state"
     state: RunState
-    epoch: int
-    step: int
 
 
 @dataclass
@@ -133,6 +134,8 @@ class LrChanged(Event):
 
 @dataclass
 class CommandReceived(Event):
+    """A command the run took, in its JSON form (``args``), and where it came from."""
+
     kind: ClassVar[str] = "command"
     command: str
     args: dict[str, Any]

@@ -10,8 +10,10 @@ renamed, so a kill mid-write leaves the previous checkpoint intact and readable.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +26,32 @@ PATTERN = re.compile(r"^step-(\d{9})-(\w+)\.pt$")
 
 
 def save_atomic(payload: dict[str, Any], path: Path) -> None:
+    """Write ``path`` whole or not at all; a full disk is named with the space needed, and no partial file stays."""
     tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(payload, tmp)
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
+    try:
+        torch.save(payload, tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+    except (OSError, RuntimeError) as exc:  # torch reports a short write as a RuntimeError
+        tmp.unlink(missing_ok=True)
+        need, free = size_of(payload), shutil.disk_usage(path.parent).free
+        if getattr(exc, "errno", None) == errno.ENOSPC or free < need:
+            raise UserError(f"no space left on {path.parent} for checkpoint {path.name}: need about "
+                            f"{need / 2**20:.0f} MB, {free / 2**20:.0f} MB free; free some space, then resume "
+                            "the run (the newest checkpoint that was written is intact)") from exc
+        raise
     os.replace(tmp, path)
+
+
+def size_of(value: Any) -> int:
+    """Bytes of the tensors in a checkpoint payload: what writing it needs, give or take its small metadata."""
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, dict):
+        return sum(size_of(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(size_of(v) for v in value)
+    return 0
 
 
 def step_path(directory: Path, step: int, reason: str) -> Path:
@@ -45,10 +68,13 @@ def listed(directory: Path) -> list[tuple[int, str, Path]]:
     return sorted(out)
 
 
+ROUTINE = ("epoch", "interval")
+
+
 def prune(directory: Path, keep_last: int) -> None:
-    """Delete all but the newest ``keep_last`` per-epoch checkpoints; others stay."""
-    epochs = [path for _, reason, path in listed(directory) if reason == "epoch"]
-    for path in epochs[:-keep_last]:
+    """Delete all but the newest ``keep_last`` routine (per-epoch and interval) checkpoints; others stay."""
+    routine = [path for _, reason, path in listed(directory) if reason in ROUTINE]
+    for path in routine[:-keep_last]:
         path.unlink(missing_ok=True)
 
 
@@ -70,7 +96,8 @@ def load(path: Path) -> dict[str, Any]:
     except FileNotFoundError as exc:
         raise UserError(f"checkpoint {path} does not exist") from exc
     except Exception as exc:  # a truncated or foreign file: say which one
-        raise UserError(f"checkpoint {path} cannot be read ({exc}); pick another with --checkpoint") from exc
+        raise UserError(f"checkpoint {path} cannot be read ({exc}); pick another with --checkpoint "
+                        "(eval, export, recommend) or --from (train --resume)") from exc
     version = data.get("version") if isinstance(data, dict) else None
     if version != FORMAT_VERSION:
         raise UserError(f"checkpoint {path} has format version {version}, this lgcn-tui reads version "

@@ -92,7 +92,8 @@ class Run:
         self.resumed = resume is not None
         self.state = TrainState()
         self._pending: list[ev.StepMetrics] = []
-        self._last_publish = 0.0
+        self._notices: list[str] = []
+        self._last_publish = self._last_checkpoint = time.monotonic()
 
     def send(self, command: cmd.Command) -> None:
         """Queue a command; it is taken at the next publish point (thread-safe)."""
@@ -121,12 +122,11 @@ class Run:
                                          torch.Generator(device=self.device).manual_seed(cfg.run.seed))
         self.pairs = sample_pairs(self.dataset.n_items, cfg.eval.sim_pairs, cfg.run.seed) if cfg.eval.sim_pairs else None
         self.state = TrainState(epoch_rng=self.generator.get_state().tolist())
-        notices: list[str] = []
         if self.resume_dir is not None:
             self.run_dir = rundir.RunDir(self.resume_dir)
         else:
             self.run_dir = rundir.create(cfg, self.preset, self.directory)
-        self.lock = RunLock.acquire(self.run_dir.path, break_lock=self.break_lock, notify=notices.append)
+        self.lock = RunLock.acquire(self.run_dir.path, break_lock=self.break_lock, notify=self._notices.append)
         try:
             if saved is not None:
                 self._restore(saved)
@@ -134,8 +134,6 @@ class Run:
         except BaseException:
             self.cleanup()
             raise
-        for note in notices:
-            self.publish(ev.Message(level="warning", text=note))
 
     def _check_splits(self) -> None:
         split, metric = self.cfg.eval.best_metric.split("/")
@@ -147,11 +145,22 @@ class Run:
                             f"{split} interactions; set eval.best_metric={other}/{metric}")
 
     def _read_checkpoint(self) -> tuple[Path, dict]:
+        """The checkpoint asked for, else the newest one that loads: a kill can leave the newest truncated."""
+        if self.checkpoint is not None:
+            return self.checkpoint, ckpt.load(self.checkpoint)
         assert self.resume_dir is not None
-        path = self.checkpoint or ckpt.latest(rundir.RunDir(self.resume_dir).checkpoints)
-        if path is None:
-            raise UserError(f"{rundir.RunDir(self.resume_dir).checkpoints} holds no checkpoint to resume from")
-        return path, ckpt.load(path)
+        folder = rundir.RunDir(self.resume_dir).checkpoints
+        refused: list[str] = []
+        for _, _, path in reversed(ckpt.listed(folder)):
+            try:
+                saved = path, ckpt.load(path)
+            except UserError as exc:
+                refused.append(str(exc))
+                continue
+            self._notices += [f"{reason}; resuming from {path.name}, the newest that loads" for reason in refused]
+            return saved
+        why = f": {'; '.join(refused)}" if refused else ""
+        raise UserError(f"{folder} holds no checkpoint to resume from{why}")
 
     def _optimizer(self) -> torch.optim.Optimizer:
         o = self.cfg.optim
@@ -201,6 +210,12 @@ class Run:
         for metrics in pending:
             self.publish(metrics)
 
+    def _announce(self) -> None:
+        """Notices from set-up (a lock taken over, a checkpoint that did not load), once the log is open."""
+        for note in self._notices:
+            self.publish(ev.Message(level="warning", text=note))
+        self._notices = []
+
     def _state(self, state: RunState) -> None:
         self.publish(ev.StateChanged(state=state, epoch=self.state.epoch, step=self.state.step))
 
@@ -216,7 +231,8 @@ class Run:
                                config=self.cfg.to_dict(), dataset=self.dataset.stats(), reason=reason)
         path = ckpt.step_path(self.run_dir.checkpoints, self.state.step, reason)
         ckpt.save_atomic(payload, path)
-        if reason == "epoch":
+        self._last_checkpoint = time.monotonic()
+        if reason in ckpt.ROUTINE:
             ckpt.prune(self.run_dir.checkpoints, self.cfg.checkpoint.keep_last)
         if reason == "best":
             path.replace(self.run_dir.best)
@@ -268,6 +284,14 @@ class Run:
                 return False
             if self._apply(command):
                 return True
+
+    def _interval_due(self) -> bool:
+        """``checkpoint.every_steps`` / ``every_minutes``; the end of an epoch writes its own checkpoint."""
+        c, s = self.cfg.checkpoint, self.state
+        if s.step_in_epoch == self.steps_per_epoch:
+            return False
+        by_steps = c.every_steps > 0 and s.step % c.every_steps == 0
+        return by_steps or (c.every_minutes > 0 and time.monotonic() - self._last_checkpoint >= 60 * c.every_minutes)
 
     def _stop_requested(self) -> bool:
         """During a long evaluation only a stop is acted on; other commands wait their turn."""
@@ -396,6 +420,7 @@ class Run:
                                    epochs=cfg.run.epochs, steps_per_epoch=self.steps_per_epoch,
                                    start_step=s.step, resumed=self.resumed, clip_norm=cfg.optim.clip_norm,
                                    schedule=self.schedule))
+        self._announce()
         for note in self.dataset.notes:
             self.publish(ev.Message(level="warning", text=note))
         if not self.resumed:
@@ -426,6 +451,8 @@ class Run:
                 if self._publish_point():
                     self._state(RunState.STOPPED)
                     return RunState.STOPPED
+                if metrics is not None and self._interval_due():
+                    self.save_checkpoint("interval")
             self._publish_steps()
             self.publish(ev.EpochEnd(epoch=s.epoch, step=s.step, mean_loss=float(np.mean(losses)) if losses else math.nan,
                                      seconds=time.perf_counter() - started))

@@ -103,7 +103,11 @@ class Chart(Widget):
 
 
 class LossChart(Chart):
-    """Smoothed loss over the run; the raw per-step loss is drawn faint underneath unless hidden."""
+    """Smoothed loss over the run; the raw per-step loss is drawn faint underneath unless hidden.
+
+    The bottom border names each term of the objective with its value at the last step,
+    whatever terms the config chose.
+    """
 
     def __init__(self, id: str | None = None) -> None:
         super().__init__("loss", id=id)
@@ -119,6 +123,8 @@ class LossChart(Chart):
         series.append(Series(*downsample(s.step, s.loss_ema, n, "last"), LOSS_EMA))
         raw = f"  [{LOSS_RAW}]raw {short_number(snap.last.loss)}[/]" if snap.last and self.raw else ""
         self.border_title = f"loss [{LOSS_EMA}]{short_number(float(s.loss_ema[-1]))}[/]{raw}"
+        terms = snap.last.terms.items() if snap.last else ()
+        self.border_subtitle = "  ".join(f"{name} {short_number(value)}" for name, value in terms)
         return Figure(series, xlim=(0.0, float(max(snap.step, 1))))
 
 
