@@ -131,6 +131,20 @@ def test_sigint_saves_a_checkpoint_and_resume_finishes_the_run(tmp_path: Path) -
     assert events[-1]["state"] == "done"
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_also_stop_a_headless_run_with_a_checkpoint(tmp_path: Path, signum: int) -> None:
+    proc, lines, run = start_headless(tmp_path / "runs", epochs=50)
+    try:
+        proc.send_signal(signum)
+        output = lines.rest()
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, output
+    assert f"{signal.Signals(signum).name}: stopping after this step" in output
+    assert len(list((run / "checkpoints").glob("*-stop.pt"))) == 1
+    assert f"resume with: lgcn-tui train --resume {run} --no-ui" in output
+
+
 def test_control_file_steers_a_headless_run(tmp_path: Path) -> None:
     proc, lines, run = start_headless(tmp_path / "runs", epochs=200)
     try:

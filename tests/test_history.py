@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import threading
@@ -114,6 +115,7 @@ def test_planned_lr_is_the_rate_the_run_then_uses_after_a_manual_change(tmp_path
     assert [planned["item"][s] for s in steps] == pytest.approx([used.lr[s][1] for s in steps], rel=1e-12)
     first_item_step = run.steps_per_epoch
     assert used.lr[first_item_step - 1][1] == 0.0 and used.lr[first_item_step][1] > 0.0
+    assert max(lr for _, lr in used.lr.values()) == pytest.approx(7e-4), "the run peaks at the rate set by hand"
 
 
 def test_log_is_bounded_but_counts_every_line() -> None:
@@ -145,8 +147,11 @@ def test_snapshots_are_consistent_while_another_thread_writes() -> None:
     thread = threading.Thread(target=write)
     thread.start()
     while not done.is_set():
-        s = history.snapshot().steps
+        snap = history.snapshot()
+        s = snap.steps
         assert len({len(s.step), len(s.loss), len(s.grad_item), len(s.alpha)}) == 1
+        if len(s):  # the series, the last step and the position must all come from the same moment
+            assert snap.last is not None and snap.last.step == s.step[-1] and snap.step == s.step[-1] + 1
     thread.join()
     assert history.snapshot().steps.step[-1] == 19_999
 
@@ -210,6 +215,14 @@ def test_load_reads_a_whole_file(tmp_path: Path) -> None:
     _append(path, _line(started()) + "".join(_line(step(i)) for i in range(50)))
     history = History()
     assert load(path, history) == 51
+    assert history.snapshot().step == 50
+    # A file larger than one read (the follower's max_bytes) still comes in whole.
+    big = tmp_path / "big.jsonl"
+    text = "x" * (inspect.signature(JsonlFollower).parameters["max_bytes"].default // 3)
+    _append(big, _line(started()) + _line(ev.Message(level="info", text=text)) * 4
+            + "".join(_line(step(i)) for i in range(50)))
+    history = History()
+    assert load(big, history) == 55
     assert history.snapshot().step == 50
 
 

@@ -10,14 +10,18 @@ does, so keys are pressed while the run holds wherever a test can.
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
 import math
+import os
+import signal
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 from conftest import spawn
+from rich.console import Console
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
 from textual.worker import WorkerState
@@ -31,7 +35,7 @@ from lgcn_tui.contract.schedule import LrSchedule
 from lgcn_tui.errors import UserError
 from lgcn_tui.run.lifecycle import Run
 from lgcn_tui.sinks.jsonl import JsonlSink, read_events
-from lgcn_tui.ui.app import Dashboard, live_app, watch_app
+from lgcn_tui.ui.app import Dashboard, farewell, live_app, watch_app
 from lgcn_tui.ui.components.charts import LossChart, LrChart
 from lgcn_tui.ui.components.dialogs import LrDialog, QuitDialog
 from lgcn_tui.ui.components.evals import EvalPane
@@ -376,3 +380,22 @@ def test_watch_pauses_a_headless_run_and_detaching_leaves_it_running(tmp_path: P
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_or_sighup_stops_a_live_run_with_a_checkpoint_and_says_how_to_resume(tmp_path: Path,
+                                                                                     signum: int) -> None:
+    app = live(tmp_path)
+    folder = app.source.run.run_dir.checkpoints
+
+    async def scenario(pilot: Pilot) -> None:
+        await started_and_paused(pilot, app)
+        os.kill(os.getpid(), signum)
+        await until(pilot, lambda: app.worker.is_finished, "the run to stop")
+
+    drive(app, scenario)
+    assert app.worker.result == "stopped" and app.return_code == 0
+    assert list(folder.glob("*-stop.pt")), "a signal must save a checkpoint before stopping"
+    printed = io.StringIO()
+    farewell(app, Console(file=printed, width=400))
+    assert f"resume with: lgcn-tui train --resume {app.source.run_dir}" in printed.getvalue()

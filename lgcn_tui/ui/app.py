@@ -14,6 +14,8 @@ a core (see benchmarks/bench_dashboard.py).
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import sys
 import time
 import traceback
@@ -53,6 +55,7 @@ STEP_INTERVAL = 1.0
 CHART_INTERVAL = 2.0
 SWITCH_INTERVAL = 0.0005
 CLEAN_OUTCOMES = ("done", "stopped", "detached")
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
 class Dashboard(App[int]):
@@ -126,6 +129,21 @@ class Dashboard(App[int]):
         self.worker = self._work()
         self.set_interval(1 / self.tick_hz, self.refresh_panes)
         self.call_after_refresh(self.refresh_panes, True)
+        loop = asyncio.get_running_loop()
+        for signum in STOP_SIGNALS:
+            loop.add_signal_handler(signum, self.stop_on_signal, signum)
+
+    def stop_on_signal(self, signum: int) -> None:
+        """SIGTERM or SIGHUP (an SSH session that dropped): a live run stops after the step in flight
+        with a checkpoint, then the app exits and restores the terminal; watching just detaches."""
+        self.history.handle(ev.Message(level="warning", text=f"{signal.Signals(signum).name}: stopping "
+                                                             "after this step and saving a checkpoint"))
+        if self.watching or self.worker is None or self.worker.is_finished:
+            self.exit(self.exit_code, return_code=self.exit_code)
+            return
+        if not self.quitting:
+            self.quitting = True
+            self.control.send(cmd.Stop(save=True))
 
     def on_resize(self) -> None:
         """Panes that skip unchanged data must still redraw for a new size, once it is laid out."""
@@ -188,6 +206,9 @@ class Dashboard(App[int]):
     def on_unmount(self) -> None:
         """Whatever ended the app, a live trainer must stop, or its thread would keep the process alive."""
         sys.setswitchinterval(self._switch_interval)
+        loop = asyncio.get_running_loop()
+        for signum in STOP_SIGNALS:
+            loop.remove_signal_handler(signum)
         if self.control.live and self.worker is not None and not self.worker.is_finished:
             self.control.send(cmd.Stop(save=True))
 
@@ -312,7 +333,7 @@ def watch_app(run: RunDir, *, tick_hz: float = TICK_HZ, interval: float = 0.25) 
     return Dashboard(WatchSource(run, interval), History(), tick_hz=tick_hz)
 
 
-def _farewell(app: Dashboard, console: Console) -> None:
+def farewell(app: Dashboard, console: Console) -> None:
     """After the screen is restored: how the run ended and where it is, plus the traceback of a failure."""
     snap = app.history.snapshot()
     if app.failure is not None:
@@ -323,6 +344,8 @@ def _farewell(app: Dashboard, console: Console) -> None:
     console.print(f"{state} run directory: {escape(str(app.source.run_dir))}", highlight=False)
     if snap.checkpoint:
         console.print(f"last checkpoint: {escape(snap.checkpoint)}", highlight=False)
+    if not app.watching and snap.state != RunState.DONE:
+        console.print(f"resume with: lgcn-tui train --resume {escape(str(app.source.run_dir))}", highlight=False)
 
 
 def run_dashboard(run: Run) -> int:
@@ -330,7 +353,7 @@ def run_dashboard(run: Run) -> int:
     app = live_app(run)
     app.run(mouse=False)
     app.source.pull(app.history)
-    _farewell(app, Console())
+    farewell(app, Console())
     return app.return_code or 0
 
 
@@ -338,5 +361,5 @@ def run_watch(run_dir: Path) -> int:
     """``lgcn-tui watch RUN_DIR``; raises ``UserError`` for a folder that is not a run directory."""
     app = watch_app(rundir.open_run(run_dir))
     app.run(mouse=False)
-    _farewell(app, Console())
+    farewell(app, Console())
     return app.return_code or 0
