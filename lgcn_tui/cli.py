@@ -69,7 +69,9 @@ def _resolve(preset: str, overrides: list[str]) -> cfgmod.Config:
 @user_errors
 def train(
     preset: Annotated[str, typer.Option("--preset", "-p", help="Preset name (see `lgcn-tui presets`) or a .toml path.")] = "demo",
-    set_: Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override a key: section.key=value (repeatable).")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override a key: section.key=value (repeatable); "
+                                                      "with --resume only the rates, length, evaluation, checkpoint and "
+                                                      "divergence keys.")] = None,
     no_ui: Annotated[bool, typer.Option("--no-ui", help="Run headless: progress bar and log lines instead of the dashboard.")] = False,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the run in this run directory from its newest checkpoint that loads.")] = None,
     from_: Annotated[Optional[Path], typer.Option("--from", help="With --resume: the checkpoint file to continue from.")] = None,
@@ -80,11 +82,10 @@ def train(
     if from_ is not None and resume is None:
         raise UserError(f"--from {from_} picks the checkpoint of a run to resume; add --resume RUN_DIR")
     if resume is not None:
-        if set_:
-            raise UserError("--resume continues a run exactly as configured; --set cannot be combined with it "
-                            f"(edit {resume / 'config.toml'} by hand if you must)")
         saved = open_saved(resume)
-        run = Run(saved.cfg, preset=saved.preset, resume=saved.dir.path, checkpoint=from_, break_lock=break_lock)
+        changed = cfgmod.override_on_resume(saved.cfg, set_ or [])
+        run = Run(saved.cfg, preset=saved.preset, resume=saved.dir.path, checkpoint=from_, break_lock=break_lock,
+                  changed=changed)
     else:
         run = Run(_resolve(preset, set_ or []), preset=preset, break_lock=break_lock)
     if no_ui:

@@ -111,6 +111,24 @@ class EvalConfig:
 
 
 @dataclass
+class DivergenceConfig:
+    """What a run does when its loss diverges (see ``run.guard``).
+
+    ``policy``: ``auto`` (pause in the dashboard, stop headless), ``pause``, ``stop``, or
+    ``rollback`` (go back to the last good state and halve both learning rates).
+    ``spike_factor``: a loss above this multiple of the median of the last ``spike_window``
+    losses counts as divergence, like NaN/inf (0 = only NaN/inf). ``keep_every``: steps
+    between in-memory copies of the last good state.
+    """
+
+    policy: str = "auto"
+    spike_factor: float = 10.0
+    spike_window: int = 50
+    keep_every: int = 25
+    max_rollbacks: int = 3
+
+
+@dataclass
 class CheckpointConfig:
     keep_last: int = 3
     every_steps: int = 0
@@ -126,6 +144,7 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    divergence: DivergenceConfig = field(default_factory=DivergenceConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -145,19 +164,29 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.item_init": ("pretrained", "xavier"),
     "model.item_mode": ("frozen", "learnable", "residual"),
     "optim.name": ("adam", "adamw", "adafactor"),
+    "divergence.policy": ("auto", "pause", "stop", "rollback"),
 }
+LR_RANGE = (1e-9, 1.0)
+LR_KEYS = ("optim.user_lr", "optim.item_lr")
+# What a resume may change: how fast and how long it trains, how it evaluates, checkpoints and
+# guards. Everything else (data, model, objective, seed) would make it another run.
+RESUME_KEYS = {"optim.user_lr", "optim.item_lr", "optim.min_lr", "optim.clip_norm", "run.epochs", "run.threads",
+               "run.publish_every", "eval.every", "eval.patience", "eval.chunk_users", "checkpoint.keep_last",
+               "checkpoint.every_steps", "checkpoint.every_minutes", "divergence.policy", "divergence.spike_factor",
+               "divergence.spike_window", "divergence.keep_every", "divergence.max_rollbacks"}
 
 POSITIVE = {
     "run.epochs", "run.publish_every", "model.dim", "optim.batch_size", "eval.every", "eval.chunk_users",
     "eval.sim_bins", "checkpoint.keep_last", "data.pretrained_dim", "data.synthetic_users",
     "data.synthetic_items", "data.synthetic_factors", "data.synthetic_per_user",
-    "data.synthetic_dim", "optim.user_lr", "optim.item_lr",
+    "data.synthetic_dim", "optim.user_lr", "optim.item_lr", "divergence.spike_window", "divergence.keep_every",
 }
 NON_NEGATIVE = {
     "run.threads", "model.layers", "optim.weight_decay", "optim.warmup_epochs", "optim.min_lr",
     "optim.clip_norm", "optim.item_start_epoch", "optim.reg", "eval.patience",
     "eval.sim_pairs", "checkpoint.every_steps", "checkpoint.every_minutes", "data.pca_dim",
-    "data.synthetic_noise", "data.synthetic_mislabeled", "model.alpha_decay",
+    "data.synthetic_noise", "data.synthetic_mislabeled", "model.alpha_decay", "divergence.spike_factor",
+    "divergence.max_rollbacks",
 }
 
 
@@ -253,6 +282,22 @@ def from_dict(data: dict[str, Any], where: str, cfg: Config | None = None) -> Co
     return cfg
 
 
+def override_on_resume(cfg: Config, overrides: list[str]) -> list[str]:
+    """Apply ``--set`` to a resumed run's config; only ``RESUME_KEYS`` may change. Returns ``key: old -> new``."""
+    parsed = [(text, *parse_override(text)) for text in overrides]
+    refused = sorted({key for _, key, _ in parsed if key not in RESUME_KEYS})
+    if refused:
+        raise UserError(f"--resume cannot change {', '.join(refused)} (it would be another run; start one with "
+                        f"--preset); a resume may change: {', '.join(sorted(RESUME_KEYS))}")
+    before = cfg.to_dict()
+    for text, key, value in parsed:
+        apply(cfg, key, value, f"--set {text}")
+    validate(cfg)
+    after = cfg.to_dict()
+    return [f"{s}.{k}: {before[s][k]!r} -> {v!r}" for s, values in after.items() for k, v in values.items()
+            if before[s][k] != v]
+
+
 def resolve(base: dict[str, Any], where: str, overrides: list[str]) -> Config:
     """Defaults, then the preset's values, then each ``--set``; then validate the whole."""
     cfg = from_dict(base, where)
@@ -290,6 +335,10 @@ def validate(cfg: Config) -> None:
     for key in NON_NEGATIVE:
         if flat[key] < 0:
             raise UserError(f"{key} = {flat[key]!r} must be >= 0")
+    low, high = LR_RANGE
+    for key in LR_KEYS:
+        if not low <= flat[key] <= high:
+            raise UserError(f"{key} = {flat[key]!r} is outside the sensible range; use a value in [{low:g}, {high:g}]")
     if not 0.0 <= cfg.model.alpha0 <= 1.0 or not 0.0 <= cfg.model.alpha_min <= 1.0:
         raise UserError("model.alpha0 and model.alpha_min must lie in [0, 1]")
     if not cfg.eval.ks or any(k <= 0 for k in cfg.eval.ks):

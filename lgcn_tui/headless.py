@@ -20,7 +20,7 @@ from .contract.control_file import ControlFileReader
 from .run.lifecycle import Run
 from .sinks.console import ConsoleSink
 
-EXIT_CODES = {"done": 0, "stopped": 0, "interrupted": 130, "error": 1}
+EXIT_CODES = {"done": 0, "stopped": 0, "interrupted": 130, "error": 1, "diverged": 3}
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
@@ -74,6 +74,8 @@ def run_headless(run: Run, console: Console) -> int:
     state = outcome.get("state", "error")
     if state == "stopped" and interrupts:
         state = "interrupted"
+    elif state == "stopped" and run.diverged:
+        state = "diverged"
     console.print(f"run directory: {run.run_dir.path}")
     if state != "done":
         console.print(f"resume with: lgcn-tui train --resume {run.run_dir.path} --no-ui")

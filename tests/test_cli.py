@@ -107,6 +107,23 @@ def start_headless(out: Path, epochs: int) -> tuple[subprocess.Popen, Lines, Pat
     return proc, lines, Path(lines.until("training demo in ").split(" in ", 1)[1].strip())
 
 
+def test_a_resume_may_lower_a_rate_and_train_longer_but_not_change_the_model(tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    done = lgcn("train", "--preset", "demo", "--no-ui", *TINY, "--set", "run.epochs=2", "--set", f"run.out_dir={out}")
+    assert done.returncode == 0, done.stderr
+    run = only_run(out)
+    refused = lgcn("train", "--resume", str(run), "--no-ui", "--set", "model.dim=8")
+    assert refused.returncode == 2 and "--resume cannot change model.dim" in refused.stderr
+    longer = lgcn("train", "--resume", str(run), "--no-ui", "--set", "run.epochs=3", "--set", "optim.item_lr=1e-4")
+    assert longer.returncode == 0, longer.stderr
+    said = " ".join(longer.stdout.split())  # the console wraps long lines
+    assert "resumed with changed settings" in said and "run.epochs: 2 -> 3; optim.item_lr: 0.003 -> 0.0001" in said
+    assert "epochs = 3" in (run / "config.toml").read_text()
+    events = events_of(run)
+    assert {e["epoch"] for e in events if e["event"] == "step"} == {0, 1, 2}
+    assert events[-1]["state"] == "done"
+
+
 def test_sigint_saves_a_checkpoint_and_resume_finishes_the_run(tmp_path: Path) -> None:
     proc, lines, run = start_headless(tmp_path / "runs", epochs=15)
     try:

@@ -71,3 +71,19 @@ def test_unset_environment_variable_in_a_path_is_named(monkeypatch: pytest.Monke
     monkeypatch.delenv("LGCN_NOT_SET", raising=False)
     with pytest.raises(UserError, match=r"\$LGCN_NOT_SET, which is not set"):
         config.expand_path("${LGCN_NOT_SET}/Beauty.sent_emb", "data.pretrained")
+
+
+@pytest.mark.parametrize("override", ["optim.user_lr=1e4", "optim.item_lr=1e-300"])
+def test_learning_rates_no_one_means_are_refused_like_the_control_channel_refuses_them(override: str) -> None:
+    key = override.split("=")[0]
+    with pytest.raises(UserError, match=f"{key} = .* is outside the sensible range; use a value in \\[1e-09, 1\\]"):
+        config.resolve({}, "test", [override])
+
+
+def test_a_resume_may_change_its_rates_and_length_but_not_what_makes_it_another_run() -> None:
+    cfg = config.resolve({}, "test", [])
+    changed = config.override_on_resume(cfg, ["optim.item_lr=1e-4", "run.epochs=30"])
+    assert changed == ["run.epochs: 20 -> 30", "optim.item_lr: 0.0003 -> 0.0001"]
+    assert cfg.optim.item_lr == 1e-4 and cfg.run.epochs == 30
+    with pytest.raises(UserError, match="--resume cannot change data.path, model.dim"):
+        config.override_on_resume(cfg, ["model.dim=8", "data.path=x", "run.epochs=3"])

@@ -59,7 +59,8 @@ def test_lightgcn_tiny_remaps_dedupes_and_drops_test_only_users(tmp_path: Path) 
     assert ds.name == "tiny"
     assert ds.user_ids == ["1", "2"]
     assert ds.item_ids == ["9", "10", "20", "30", "40"]  # numeric, not "10" < "20" < "9"
-    assert ds.notes == ["dropped 2 users with no training items"]
+    duplicate = f"{root / 'train.txt'}: removed 1 duplicate interaction (a user listing the same item more than once)"
+    assert ds.notes == [duplicate, "dropped 2 users with no training items"]
     assert ds.train.tolist() == [[0, 0], [0, 1], [0, 2], [1, 2], [1, 3]]
     assert ds.test.tolist() == [[0, 3], [1, 1]]
     assert ds.valid.shape == (0, 2)
@@ -317,3 +318,130 @@ def test_build_dataset_keeps_non_canonical_integer_ids_distinct() -> None:
 
     assert ds.user_ids == ["007", "7", "10"]  # numeric order; "007" and "7" are two users
     assert ds.train.tolist() == [[0, 0], [1, 0], [2, 1]]
+
+
+# --- Faults users hit: empty files, stray fields, BOMs, duplicates, cold items ---------
+
+
+def load_files(path: Path, *overrides: str) -> Dataset:
+    """``data.load`` on a file or directory, the way a run loads it (xavier: no vectors needed)."""
+    from lgcn_tui import config, data
+
+    fmt = "lightgcn" if path.is_dir() else "csv"
+    cfg = config.resolve({}, "test", [f"data.format={fmt}", f'data.path="{path}"',
+                                      "model.item_init=xavier", *overrides])
+    return data.load(cfg)
+
+
+def test_lightgcn_empty_train_file_is_named_as_empty(tmp_path: Path) -> None:
+    write(tmp_path / "train.txt", "")
+    write(tmp_path / "test.txt", "0 1 2\n1 2\n")
+
+    with pytest.raises(UserError) as err:
+        load_files(tmp_path)
+
+    message = str(err.value)
+    assert f"{tmp_path / 'train.txt'}:" in message and "empty" in message
+    assert "test.txt" not in message.split(";")[0]
+
+
+@pytest.mark.parametrize("content", ["", "\n\n", "0\n1\n"])
+def test_lightgcn_test_file_without_interactions_is_named(tmp_path: Path, content: str) -> None:
+    write(tmp_path / "train.txt", "0 1 2\n1 2\n")
+    write(tmp_path / "test.txt", content)
+
+    with pytest.raises(UserError) as err:
+        load_files(tmp_path)
+
+    message = str(err.value)
+    assert f"{tmp_path / 'test.txt'}:" in message and "no interactions" in message
+    assert "best_metric" not in message
+
+
+@pytest.mark.parametrize("header", ["user,item", "userId,itemId"])
+def test_csv_with_only_a_header_says_so(tmp_path: Path, header: str) -> None:
+    path = write(tmp_path / "h.csv", header + "\n\n")
+
+    with pytest.raises(UserError) as err:
+        load_files(path)
+
+    message = str(err.value)
+    assert f"{path}:" in message and "only a header" in message and "no interactions" in message
+    assert "best_metric" not in message
+
+
+def test_csv_row_with_too_many_fields_names_line_and_counts(tmp_path: Path) -> None:
+    with_header = write(tmp_path / "a.csv", "user,item,rating\nu,p,5\nu,q,4\nu,cherry, red,3\n")
+    with pytest.raises(UserError, match=r"a\.csv:4: .*has 4 fields, expected 3 \(user, item, rating\)"):
+        load_files(with_header)
+    # Headerless: line 1 fixes the width; an unquoted delimiter shifts the row.
+    headerless = write(tmp_path / "b.tsv", "u\tp\nu\tq\n\nv\tp\tq\n")
+    with pytest.raises(UserError, match=r"b\.tsv:4: .*has 3 fields, expected 2 \(user, item\)"):
+        load_files(headerless)
+
+
+def test_lightgcn_utf8_bom_is_stripped_with_a_notice(tmp_path: Path) -> None:
+    (tmp_path / "train.txt").write_bytes(b"\xef\xbb\xbf7 1 2\n8 2 3\n")
+    write(tmp_path / "test.txt", "7 3\n8 1\n")
+
+    ds = load_files(tmp_path)
+
+    assert ds.user_ids == ["7", "8"] and ds.item_ids == ["1", "2", "3"]
+    assert raw_pairs(ds, "train") == {("7", "1"), ("7", "2"), ("8", "2"), ("8", "3")}
+    assert raw_pairs(ds, "test") == {("7", "3"), ("8", "1")}
+    bom = [n for n in ds.notes if "BOM" in n]
+    assert len(bom) == 1 and str(tmp_path / "train.txt") in bom[0]
+    assert not any("test.txt" in n for n in ds.notes)
+
+
+def test_csv_duplicates_are_removed_before_the_leave_one_out_split(tmp_path: Path) -> None:
+    # Each user's last two rows are the same item: split first, dedupe later puts it in both.
+    path = write(tmp_path / "d.csv", "user,item\n"
+                 "a,x\na,y\na,z\na,z\n"
+                 "b,x\nb,y\nb,y\n"
+                 "c,x\nc,x\nc,y\nc,w\n")
+
+    ds = load_files(path, "data.split=loo")
+
+    valid, test = raw_pairs(ds, "valid"), raw_pairs(ds, "test")
+    assert not valid & test
+    assert not raw_pairs(ds, "train") & (valid | test)
+    assert raw_pairs(ds, "train") == {("a", "x"), ("b", "x"), ("c", "x")}
+    assert valid == {("a", "y"), ("c", "y")}
+    assert test == {("a", "z"), ("b", "y"), ("c", "w")}
+    dup = [n for n in ds.notes if "duplicate interaction" in n]
+    assert len(dup) == 1 and dup[0].startswith(f"{path}: removed 3 duplicate interactions")
+
+
+def test_lightgcn_duplicates_are_counted_per_file(tmp_path: Path) -> None:
+    write(tmp_path / "train.txt", "0 1 1 2\n1 2 3\n1 3\n")
+    write(tmp_path / "test.txt", "0 3 3\n1 1\n")
+
+    ds = load_files(tmp_path)
+
+    assert ds.stats()["train"] == 4 and ds.stats()["test"] == 2
+    dup = sorted(n for n in ds.notes if "duplicate interaction" in n)
+    assert len(dup) == 2
+    assert str(tmp_path / "test.txt") in dup[0] and "1 duplicate" in dup[0]
+    assert str(tmp_path / "train.txt") in dup[1] and "2 duplicate" in dup[1]
+
+
+def test_cold_valid_and_test_items_are_counted_in_a_notice(tmp_path: Path) -> None:
+    write(tmp_path / "train.txt", "0 1 2\n1 2 3\n2 1\n")
+    write(tmp_path / "valid.txt", "0 7\n1 7\n2 3\n")
+    write(tmp_path / "test.txt", "0 8\n1 9\n2 8\n0 3\n")
+
+    ds = load_files(tmp_path)
+
+    cold = [n for n in ds.notes if "cold" in n]
+    assert len(cold) == 1
+    assert "valid: 2 interactions with 1 item" in cold[0]
+    assert "test: 3 interactions with 2 items" in cold[0]
+    # Folding valid into train warms its items; the test count is unchanged here.
+    merged = load_files(tmp_path, "data.valid_into_train=true")
+    cold = [n for n in merged.notes if "cold" in n]
+    assert len(cold) == 1 and "valid:" not in cold[0] and "test: 3 interactions with 2 items" in cold[0]
+    # Nothing cold, no notice.
+    write(tmp_path / "test.txt", "0 3\n")
+    write(tmp_path / "valid.txt", "1 1\n")
+    assert not any("cold" in n for n in load_files(tmp_path).notes)

@@ -140,24 +140,28 @@ def test_checkpoints_are_pruned_to_the_last_few_plus_best(tiny_config) -> None:
     assert not [n for n in names if n.startswith(".")]  # no temporary files left behind
 
 
-def test_nan_loss_pauses_with_a_checkpoint_of_the_last_good_state(tiny_config) -> None:
-    trainer, recorder, run = start(tiny_config())
-    original = trainer._step
-    calls = {"n": 0}
+def poison_at(trainer: Run, call: int) -> None:
+    """Make the model's first user vector NaN during one call of ``_step``, as a blown-up weight would."""
+    original, calls = trainer._step, {"n": 0}
 
     def poisoned(users, pos, neg):
         calls["n"] += 1
-        if calls["n"] == 3:
+        if calls["n"] != call:
+            return original(users, pos, neg)
+        with torch.no_grad():
+            trainer.model.user[0, 0] = float("nan")
+        try:
+            return original(users, pos, neg)
+        finally:
             with torch.no_grad():
-                trainer.model.user[0, 0] = float("nan")
-            try:
-                return original(users, pos, neg)
-            finally:
-                with torch.no_grad():
-                    trainer.model.user[0, 0] = 0.0
-        return original(users, pos, neg)
+                trainer.model.user[0, 0] = 0.0
 
     trainer._step = poisoned  # type: ignore[method-assign]
+
+
+def test_nan_under_the_pause_policy_pauses_with_a_checkpoint_of_the_last_good_state(tiny_config) -> None:
+    trainer, recorder, run = start(tiny_config("divergence.policy=pause", "divergence.keep_every=2"))
+    poison_at(trainer, 4)  # step 3; the last copies were taken before steps 0 and 2
     good = trainer.model.user.detach().clone()
     resume_on_error = Recorder()
     resume_on_error.handle = lambda e: (  # type: ignore[method-assign]
@@ -167,12 +171,55 @@ def test_nan_loss_pauses_with_a_checkpoint_of_the_last_good_state(tiny_config) -
     trainer.cleanup()
     errors = [m for m in recorder.of(ev.Message) if m.level == "error"]
     assert len(errors) == 1 and "NaN" in errors[0].text and errors[0].checkpoint
+    assert "lgcn-tui train --resume" in errors[0].text and "--set optim.item_lr=" in errors[0].text
     states = [s.state for s in recorder.of(ev.StateChanged)]
     assert "paused" in states and states[-1] == "done"
     saved = ckpt.load(Path(errors[0].checkpoint))
     assert torch.isfinite(saved["model"]["user"]).all()
-    assert saved["state"]["step"] == 2
+    assert saved["state"]["step"] == 0, "the older of the last two good states, from before the climb"
+    assert torch.equal(saved["model"]["user"], good), "the saved state is the one kept before step 0"
+    steps = [e.step for e in recorder.of(ev.StepMetrics)]
+    assert steps == [0, 1, 2, *range(trainer.total_steps)], "steps 0-2 are trained again from the good state"
     assert not torch.equal(good, trainer.model.user.detach())  # training went on after the resume
+
+
+def test_headless_default_stops_a_diverged_run_and_names_how_to_resume(tiny_config) -> None:
+    trainer, recorder, run = start(tiny_config())
+    poison_at(trainer, 3)
+    assert trainer.train() == "stopped"
+    trainer.cleanup()
+    assert trainer.diverged and f"lgcn-tui train --resume {run.path}" in trainer.diverged
+    saved = [e for e in recorder.of(ev.CheckpointSaved) if e.reason == "diverged"]
+    assert len(saved) == 1 and torch.isfinite(ckpt.load(Path(saved[0].path))["model"]["user"]).all()
+
+
+class Spiky:
+    """The objective, with the loss of one step multiplied: a divergence that is still finite."""
+
+    def __init__(self, objective, at: int, factor: float) -> None:
+        self.objective, self.at, self.factor, self.calls = objective, at, factor, 0
+
+    def __call__(self, batch, ctx):
+        self.calls += 1
+        total, terms = self.objective(batch, ctx)
+        if self.calls == self.at:
+            total = total * self.factor
+        return total, terms
+
+
+def test_a_loss_spike_rolls_back_and_halves_the_learning_rates(tiny_config) -> None:
+    trainer, recorder, _ = start(tiny_config("divergence.policy=rollback", "divergence.keep_every=4",
+                                             "divergence.spike_window=10", "run.epochs=4"))
+    trainer.objective = Spiky(trainer.objective, at=15, factor=1000.0)
+    assert trainer.train() == "done"
+    trainer.cleanup()
+    warnings = [m.text for m in recorder.of(ev.Message) if m.level == "warning"]
+    assert any("the loss spiked to" in w and "at step 14; rolled back to step 8" in w for w in warnings), warnings
+    rolled = [e for e in recorder.of(ev.LrChanged) if e.source == "rollback"]
+    assert [e.group for e in rolled] == ["user", "item"] and all(e.step == 8 for e in rolled)
+    after = [e for e in recorder.of(ev.StepMetrics) if e.step == 20][-1]
+    plan = rolled[-1].schedule
+    assert after.lr_user == pytest.approx(plan.lr("user", 20)) and plan.lr_scale == {"user": 0.5, "item": 0.5}
 
 
 def test_stop_request_interrupts_evaluation_without_results(tiny_config) -> None:

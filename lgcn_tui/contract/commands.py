@@ -13,11 +13,11 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar, Union
 
+from ..config import LR_RANGE
 from ..errors import UserError
 from .schedule import GROUPS
 
-MIN_LR = 1e-9
-MAX_LR = 1.0
+MIN_LR, MAX_LR = LR_RANGE
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,10 @@ class LrSchedule:
         scale = lr / (scheduled if scheduled > 0 else self.base(group))
         return dataclasses.replace(self, lr_scale={**self.lr_scale, group: scale})
 
+    def scaled(self, factor: float) -> LrSchedule:
+        """Both groups' rates times ``factor`` from now on (a rollback after divergence halves them)."""
+        return dataclasses.replace(self, lr_scale={g: factor * v for g, v in self.lr_scale.items()})
+
     def starting_rate(self, group: str) -> float:
         """What ``group`` runs at once it is past its start: for a dialog before the item group starts."""
         return self.base(group) * self.lr_scale[group]

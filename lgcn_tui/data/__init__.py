@@ -37,6 +37,10 @@ def load(cfg: Config) -> Dataset:
     if data.valid_into_train and len(dataset.valid):
         dataset.train = np.unique(np.concatenate([dataset.train, dataset.valid]), axis=0)
         dataset.valid = dataset.valid[:0]
+    if data.format != "synthetic":
+        note = _cold_note(dataset, data.path)
+        if note:
+            dataset.notes.append(note)
     if cfg.model.item_init == "pretrained":
         if dataset.pretrained is None:
             raise UserError("model.item_init = 'pretrained' but no pretrained vectors were given; "
@@ -45,3 +49,14 @@ def load(cfg: Config) -> Dataset:
     else:
         dataset.pretrained = None
     return dataset
+
+
+def _cold_note(dataset: Dataset, path: str) -> str | None:
+    """One line counting valid/test interactions whose item never occurs in train, or None."""
+    cold = dataset.cold_items()
+    if not cold:
+        return None
+    counts = "; ".join(f"{split}: {n} interaction{'s' if n != 1 else ''} with {k} item{'s' if k != 1 else ''}"
+                       for split, (n, k) in cold.items())
+    return (f"{path}: cold items never seen in train ({counts}); they have no edges in the graph, "
+            "so only their initial embeddings score them")

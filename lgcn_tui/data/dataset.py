@@ -45,6 +45,21 @@ class Dataset:
             "test": int(len(self.test)),
         }
 
+    def cold_items(self) -> dict[str, tuple[int, int]]:
+        """``{split: (interactions, distinct items)}`` of valid/test items absent from train.
+
+        Such items have no edge in the training graph, so propagation never reaches them:
+        only their initial embedding scores them. Splits without any are left out.
+        """
+        warm = np.zeros(self.n_items, dtype=bool)
+        warm[self.train[:, 1]] = True
+        cold: dict[str, tuple[int, int]] = {}
+        for split in ("valid", "test"):
+            items = getattr(self, split)[:, 1]
+            items = items[~warm[items]]
+            if items.size:
+                cold[split] = int(items.size), int(np.unique(items).size)
+        return cold
 
 
 _INT = re.compile(r"-?[0-9]+")

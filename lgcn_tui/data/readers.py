@@ -26,6 +26,7 @@ _ITEM_NAMES = ("item", "item_id")
 _TIME_NAMES = ("timestamp", "time", "ts")
 _WHITESPACE = np.zeros(256, dtype=bool)
 _WHITESPACE[list(b" \t\n\r\x0b\x0c")] = True
+_BOM = b"\xef\xbb\xbf"
 
 
 def csv_rows(path: Path, reader: Any) -> Iterator[tuple[int, list[str]]]:
@@ -49,7 +50,9 @@ def read_lightgcn(path: Path) -> Dataset:
     """A LightGCN-style directory: ``train.txt``, ``test.txt`` and optional ``valid.txt``.
 
     Each line is ``user item item ...`` with non-negative integer ids; a user with no items
-    on a line is allowed (and is dropped if it has no training items at all).
+    on a line is allowed (and is dropped if it has no training items at all). ``train.txt``
+    and ``test.txt`` must hold interactions; an empty ``valid.txt`` is as good as none. A
+    UTF-8 byte-order mark is skipped and duplicate pairs are removed, each with a note.
     """
     expected = "train.txt and test.txt (valid.txt optional), one 'user item item ...' line per user"
     if not path.is_dir():
@@ -57,14 +60,31 @@ def read_lightgcn(path: Path) -> Dataset:
         raise UserError(f"data.path {path} {what}; the lightgcn format needs a directory "
                         f"with {expected}")
     splits: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    notes: list[str] = []
     for split in _SPLIT_NAMES:
         file = path / f"{split}.txt"
         if not file.is_file():
             if split == "valid":
                 continue
             raise UserError(f"{path}: missing {file.name}; the lightgcn format needs {expected}")
-        splits[split] = _read_adjacency(file)
-    return build_dataset(path.name, splits)
+        users, items, empty = _read_adjacency(file, notes)
+        if users.size == 0 and split != "valid":
+            what = "is empty" if empty else "lists no item after any user id"
+            raise UserError(f"{file}: the file {what}, so it holds no interactions; the lightgcn "
+                            f"format needs {expected}")
+        duplicates = _count_duplicates(users, items)
+        if duplicates:
+            notes.append(f"{file}: removed {_plural(duplicates, 'duplicate interaction')} "
+                         "(a user listing the same item more than once)")
+        splits[split] = users, items
+    dataset = build_dataset(path.name, splits)
+    if len(dataset.test) == 0 and len(dataset.valid) == 0:
+        n_users = len(np.unique(splits["test"][0]))
+        raise UserError(f"{path / 'test.txt'}: no interactions left to test on: none of its "
+                        f"{_plural(n_users, 'user')} has an item in {path / 'train.txt'}; test.txt "
+                        "must list users of train.txt (users without training items are dropped)")
+    dataset.notes[:0] = notes
+    return dataset
 
 
 def read_recbole(path: Path, split: str, ratios: list[float], seed: int) -> Dataset:
@@ -125,31 +145,58 @@ def read_csv(path: Path, split: str, ratios: list[float], seed: int) -> Dataset:
             continue
         rows.append(fields)
         numbers.append(number)
+    expected = "a header naming user (or user_id) and item (or item_id), then one row per interaction"
+    if header is not None and not rows:
+        raise UserError(f"{path}: holds only a header ({delimiter.join(header)!r}) and no "
+                        "interactions; expected one user-item row per interaction after it")
+    if header is None and len(rows) == 1:
+        raise UserError(f"{path}: holds only a header ({delimiter.join(rows[0])!r}, line "
+                        f"{numbers[0]}) and no interactions, or a single interaction, which leaves "
+                        f"nothing to hold out; expected {expected} (a header is recognised by a "
+                        "user or user_id column)")
     if header is None:
         timed = bool(rows) and len(rows[0]) >= 3
         names = ["user", "item", "timestamp"] if timed else ["user", "item"]
         cols = (0, 1, 2 if timed else None)
+        width = len(rows[0])
+        extra = width - len(names)
+        layout = ", ".join(names) + (f", {_plural(extra, 'ignored field')}" if extra > 0 else "")
+        where = f" like line {numbers[0]}"
     else:
         names = header
         cols = (_column(path, header, _USER_NAMES), _column(path, header, _ITEM_NAMES),
                 _find(header, _TIME_NAMES))
+        width = len(header)
+        layout = ", ".join(header)
+        where = " as in the header"
     need = max(c for c in cols if c is not None) + 1
     for fields, number in zip(rows, numbers):
         if len(fields) < need:
             raise UserError(f"{path}:{number}: {len(fields)} field(s) separated by {delimiter!r}; "
                             f"expected at least {need} ({', '.join(names[:need])})")
+        if len(fields) > width:
+            raise UserError(f"{path}:{number}: the row has {len(fields)} fields, expected {width} "
+                            f"({layout}){where}, separated by {delimiter!r}; quote a value that contains "
+                            f"{delimiter!r}")
     return _split_rows(path.stem, path, names, rows, numbers, cols, split, ratios, seed)
 
 
-def _read_adjacency(file: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Users and items of one ``user item item ...`` file, parsed as a single token array."""
+def _read_adjacency(file: Path, notes: list[str]) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Users and items of one ``user item item ...`` file, parsed as a single token array.
+
+    The flag says the file had no tokens at all. A leading UTF-8 byte-order mark (which
+    Windows editors write) is skipped, with a note in ``notes``.
+    """
     try:
         data = file.read_bytes()
     except OSError as exc:
         raise UserError(f"cannot read {file}: {exc.strerror}") from exc
+    if data.startswith(_BOM):
+        data = data[len(_BOM):]
+        notes.append(f"{file}: skipped the UTF-8 byte-order mark (BOM) at its start")
     tokens = np.array(data.split(), dtype=bytes)
     if tokens.size == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), True
     buf = np.frombuffer(data, dtype=np.uint8)
     space = _WHITESPACE[buf]
     starts = ~space & np.r_[True, space[:-1]]
@@ -163,7 +210,20 @@ def _read_adjacency(file: Path) -> tuple[np.ndarray, np.ndarray]:
     values = tokens.astype(np.int64)
     is_user = np.r_[True, line[1:] != line[:-1]]
     owner = np.maximum.accumulate(np.where(is_user, np.arange(values.size), 0))
-    return values[owner[~is_user]], values[~is_user]
+    return values[owner[~is_user]], values[~is_user], False
+
+
+def _count_duplicates(users: np.ndarray, items: np.ndarray) -> int:
+    """How many ``(user, item)`` pairs repeat an earlier one."""
+    if users.size < 2:
+        return 0
+    order = np.lexsort((items, users))
+    u, i = users[order], items[order]
+    return int(((u[1:] == u[:-1]) & (i[1:] == i[:-1])).sum())
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _find_inter(path: Path) -> Path:
@@ -245,10 +305,14 @@ def _split_rows(
     ratios: list[float],
     seed: int,
 ) -> Dataset:
-    """Check the id and time columns of parsed rows, then split each user's history."""
+    """Check the id and time columns of parsed rows, then split each user's history.
+
+    Duplicate ``(user, item)`` rows are removed before the split, keeping each pair's first
+    in history order, so one item never lands in two splits of a user; a note counts them.
+    """
     if len(rows) == 0:
-        raise UserError(f"{file}: no interactions after the header; expected one row per "
-                        "user-item interaction")
+        raise UserError(f"{file}: holds only a header and no interactions; expected one row per "
+                        "user-item interaction after it")
     user_col, item_col, time_col = cols
     users = _field(rows, user_col)
     items = _field(rows, item_col)
@@ -261,9 +325,42 @@ def _split_rows(
     times = None
     if time_col is not None:
         times = _parse_times(file, header[time_col], _field(rows, time_col), numbers)
+    keep = _first_of_each_pair(users, items, times)
+    notes: list[str] = []
+    if len(keep) < len(users):
+        first = "earliest by timestamp" if times is not None else "first in the file"
+        notes.append(f"{file}: removed {_plural(len(users) - len(keep), 'duplicate interaction')} "
+                     f"(a user-item pair on several rows) before the split, keeping each pair's {first}")
+        users, items = users[keep], items[keep]
+        times = times[keep] if times is not None else None
     labels = _split_labels(users, times, split, ratios, seed)
+    if not (labels > 0).any():
+        n_users = len(np.unique(users))
+        need = ("a user needs 2 or more interactions to have a test item" if split == "loo" else
+                f"data.split_ratios = {ratios!r} holds out nothing from these histories")
+        raise UserError(f"{file}: data.split = {split!r} leaves no interaction for valid or test: "
+                        f"{_plural(len(users), 'interaction')} from {_plural(n_users, 'user')}, and "
+                        f"{need}")
     parts = {s: (users[labels == k], items[labels == k]) for k, s in enumerate(_SPLIT_NAMES)}
-    return build_dataset(name, parts)
+    dataset = build_dataset(name, parts)
+    dataset.notes[:0] = notes
+    return dataset
+
+
+def _first_of_each_pair(users: np.ndarray, items: np.ndarray, times: np.ndarray | None) -> np.ndarray:
+    """Row indices, in file order, of each distinct ``(user, item)``'s first occurrence.
+
+    First means earliest by timestamp, ties and missing timestamps in file order: the
+    order ``_split_labels`` sorts a history in.
+    """
+    n = len(users)
+    position = np.arange(n)
+    _, user_codes = np.unique(users, return_inverse=True)
+    _, item_codes = np.unique(items, return_inverse=True)
+    order = np.lexsort((position, times)) if times is not None else position
+    key = user_codes.astype(np.int64)[order] * (int(item_codes.max(initial=0)) + 1) + item_codes[order]
+    _, first = np.unique(key, return_index=True)
+    return np.sort(order[first])
 
 
 def _field(rows: list[list[str]] | np.ndarray, col: int) -> np.ndarray:

@@ -18,6 +18,7 @@ and skips those done.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import queue
@@ -42,6 +43,7 @@ from ..train.ranking import evaluate_split, popularity_metrics
 from ..train.sampler import NegativeSampler
 from . import checkpoints as ckpt
 from .device import device_label, pick_device, prepare_process
+from .guard import GoodState, Guard
 from .loader import build_model
 from .lock import RunLock
 
@@ -63,6 +65,14 @@ class TrainState:
     metrics_offset: int = 0
 
 
+class Diverged(Exception):
+    """A step whose loss or gradient diverged; its update was not applied."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 def grad_norm(grad: torch.Tensor) -> float:
     """L2 norm of a gradient as ``√(g·g)``: a BLAS dot is 3× faster than ``Tensor.norm`` on
     CPU, where a Gowalla step spent 2 ms on the two norms. Like ``norm``, it is inf once the
@@ -76,12 +86,15 @@ class Run:
     or a resumed one (``resume``: its run directory; ``checkpoint``: default its newest).
 
     ``sinks`` receive every event besides ``metrics.jsonl``, which the run always writes.
+    ``interactive``: someone is watching (the dashboard), so a diverged run pauses for them
+    under ``divergence.policy = auto`` instead of stopping. ``changed``: the ``key: old -> new``
+    lines of a resume's ``--set``, logged when it starts.
     """
 
     def __init__(self, cfg: Config, *, preset: str = "", sinks: Sequence[ev.Sink] = (),
                  directory: Path | None = None, resume: Path | None = None, checkpoint: Path | None = None,
-                 break_lock: bool = False) -> None:
-        self.cfg, self.preset = cfg, preset
+                 break_lock: bool = False, interactive: bool = False, changed: Sequence[str] = ()) -> None:
+        self.cfg, self.preset, self.interactive = cfg, preset, interactive
         self.directory, self.resume_dir, self.checkpoint = directory, resume, checkpoint
         self.break_lock = break_lock
         self.commands: queue.Queue[cmd.Command] = queue.Queue()
@@ -90,6 +103,9 @@ class Run:
         self.lock: RunLock | None = None
         self.paused = False
         self.resumed = resume is not None
+        self.changed = list(changed)
+        self.diverged: str | None = None
+        self.rollbacks = 0
         self.state = TrainState()
         self._pending: list[ev.StepMetrics] = []
         self._notices: list[str] = []
@@ -120,6 +136,7 @@ class Run:
         self.generator = torch.Generator().manual_seed(cfg.run.seed)
         self.context = objective.Context(self.model, self.adj,
                                          torch.Generator(device=self.device).manual_seed(cfg.run.seed))
+        self.guard = Guard(cfg.divergence)
         self.pairs = sample_pairs(self.dataset.n_items, cfg.eval.sim_pairs, cfg.run.seed) if cfg.eval.sim_pairs else None
         self.state = TrainState(epoch_rng=self.generator.get_state().tolist())
         if self.resume_dir is not None:
@@ -130,6 +147,10 @@ class Run:
         try:
             if saved is not None:
                 self._restore(saved)
+            if self.changed:
+                self.run_dir.config.write_text(cfg.to_toml())
+                self._notices.append(f"resumed with changed settings (now in {self.run_dir.config}): "
+                                     f"{'; '.join(self.changed)}")
             self.sinks.insert(0, JsonlSink(self.run_dir.metrics))
         except BaseException:
             self.cleanup()
@@ -355,8 +376,8 @@ class Run:
         m = self.cfg.model
         return alpha_at(epoch, m.alpha0, m.alpha_decay, m.alpha_min) if m.item_mode == "residual" else None
 
-    def _step(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> ev.StepMetrics | None:
-        """One optimiser step; returns None (and leaves the parameters untouched) on NaN/inf."""
+    def _step(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> ev.StepMetrics:
+        """One optimiser step; raises ``Diverged`` (leaving the parameters untouched) on NaN/inf or a spike."""
         o = self.cfg.optim
         self._apply_lr()
         users, pos, neg = users.to(self.device), pos.to(self.device), neg.to(self.device)
@@ -371,8 +392,9 @@ class Run:
             self.model.item.grad = None
         params = {"user": self.model.user, "item": self.model.item}
         norms = {g: (grad_norm(p.grad) if p.grad is not None else 0.0) for g, p in params.items()}
-        if not all(math.isfinite(x) for x in (loss.item(), *norms.values())):
-            return None
+        reason = self.guard.verdict(loss.item(), all(math.isfinite(x) for x in norms.values()))
+        if reason is not None:
+            raise Diverged(reason)
         total = math.hypot(*norms.values())
         if o.clip_norm and total > o.clip_norm:
             for p in params.values():
@@ -385,14 +407,44 @@ class Run:
                               lr_user=self.optimizer.param_groups[0]["lr"],
                               lr_item=self.optimizer.param_groups[1]["lr"], alpha=self.alpha(self.state.epoch))
 
-    def _diverged(self) -> None:
-        path = self.save_checkpoint("nan")
-        self.paused = True
-        self.publish(ev.Message(level="error", checkpoint=str(path),
-                                text=f"loss or gradient became NaN/inf at epoch {self.state.epoch} step "
-                                     f"{self.state.step}; paused with the last good state saved to {path}. "
-                                     "Lower a learning rate and resume, or stop."))
-        self._state(RunState.PAUSED)
+    def _diverged(self, reason: str) -> bool:
+        """Go back to the last good state, checkpoint it, then follow ``divergence.policy``; True: stop."""
+        d, s, bad_step = self.cfg.divergence, self.state, self.state.step
+        self._restore_good(self.guard.last_good())
+        path = self.save_checkpoint("diverged")
+        policy = d.policy if d.policy != "auto" else ("pause" if self.interactive else "stop")
+        if policy == "rollback" and self.rollbacks < d.max_rollbacks:
+            self.rollbacks += 1
+            self.schedule = self.schedule.scaled(0.5)
+            self.guard.forget_recent()
+            self.publish(ev.Message(level="warning", checkpoint=str(path),
+                                    text=f"{reason} at step {bad_step}; rolled back to step {s.step} and halved both "
+                                         f"learning rates (rollback {self.rollbacks} of {d.max_rollbacks})"))
+            for group in GROUPS:
+                self.publish(ev.LrChanged(group=group, lr=self.schedule.lr(group, s.step), step=s.step,
+                                          source="rollback", schedule=self.schedule))
+            return False
+        o = self.cfg.optim
+        assert self.run_dir is not None
+        text = (f"{reason} at epoch {s.epoch} step {bad_step}; the last good state (step {s.step}) is saved to "
+                f"{path}. Lower the learning rates and resume: lgcn-tui train --resume {self.run_dir.path} "
+                f"--set optim.user_lr={o.user_lr / 10:g} --set optim.item_lr={o.item_lr / 10:g}")
+        if policy == "rollback":
+            text = f"{d.max_rollbacks} rollbacks did not help: {text}"
+        self.publish(ev.Message(level="error", checkpoint=str(path), text=text))
+        if policy == "pause":
+            self.paused = True
+            self._state(RunState.PAUSED)
+            return False
+        self.diverged = text
+        return True
+
+    def _restore_good(self, good: GoodState) -> None:
+        self.model.load_state_dict(good.model)
+        self.optimizer.load_state_dict(copy.deepcopy(good.optimizer))
+        self.schedule = good.schedule
+        self.state.step, self.state.step_in_epoch = good.step, good.step_in_epoch
+        self._pending = [m for m in self._pending if m.step < good.step]
 
     def train(self) -> RunState:
         """Train to the end or until stopped (DONE or STOPPED); a failure is published, with a
@@ -439,20 +491,26 @@ class Run:
             started, losses = time.perf_counter(), []
             bs = cfg.optim.batch_size
             while s.step_in_epoch < self.steps_per_epoch:
+                if self.guard.due(s.step_in_epoch):
+                    self.guard.keep(s.step, s.step_in_epoch, self.model, self.optimizer, self.schedule)
                 sl = slice(s.step_in_epoch * bs, (s.step_in_epoch + 1) * bs)
-                metrics = self._step(users[sl], pos[sl], neg[sl])
-                if metrics is None:
-                    self._diverged()
+                try:
+                    metrics = self._step(users[sl], pos[sl], neg[sl])
+                except Diverged as exc:
+                    if self._diverged(exc.reason):
+                        self._state(RunState.STOPPED)
+                        return RunState.STOPPED
+                    del losses[s.step_in_epoch:]
                 else:
                     losses.append(metrics.loss)
                     self._pending.append(metrics)
                     s.step_in_epoch += 1
                     s.step += 1
+                    if self._interval_due():
+                        self.save_checkpoint("interval")
                 if self._publish_point():
                     self._state(RunState.STOPPED)
                     return RunState.STOPPED
-                if metrics is not None and self._interval_due():
-                    self.save_checkpoint("interval")
             self._publish_steps()
             self.publish(ev.EpochEnd(epoch=s.epoch, step=s.step, mean_loss=float(np.mean(losses)) if losses else math.nan,
                                      seconds=time.perf_counter() - started))

@@ -20,6 +20,10 @@ class EventBuffer:
     def handle(self, event: Event) -> None:
         self._events.append(event)
 
+    def __len__(self) -> int:
+        """Events waiting for the viewer: a backlog that grows means the UI falls behind."""
+        return len(self._events)
+
     def drain(self, into: Sink) -> int:
         """Hand every buffered event to ``into``, oldest first; returns how many."""
         n = 0

@@ -7,7 +7,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..contract import events as ev
 
-LOUD_CHECKPOINTS = {"manual", "stop", "nan", "best"}
+LOUD_CHECKPOINTS = {"manual", "stop", "diverged", "best"}
 
 
 def format_metrics(metrics: dict[str, float], keys: tuple[str, ...] = ("recall@20", "ndcg@20")) -> str:

@@ -321,6 +321,7 @@ def live_app(run: Run, *, tick_hz: float = TICK_HZ) -> Dashboard:
     """Set the run up first, so a config or data error is raised before any screen opens."""
     source = LiveSource(run)
     run.sinks.append(source.buffer)
+    run.interactive = True
     run.setup()
     history = History()
     if run.resumed:
