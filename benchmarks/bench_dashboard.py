@@ -1,4 +1,4 @@
-"""How much the open dashboard slows the training thread.
+"""How much the open dashboard slows the training thread, and whether a long run with it stays flat.
 
 The same short run is trained headless (only the metrics.jsonl sink, as with --no-ui) and
 inside the dashboard (App.run_test: a real screen size, the real refresh timer, every pane
@@ -14,12 +14,23 @@ The data and batch size are pinned here (not taken from the demo preset, which m
 so that figures stay comparable; evaluation runs once, at the end. One pair runs first
 unmeasured: the process's first dashboard pays one-time costs (widget imports, style
 parsing, caches) that a real run pays once and a short benchmark run would overcount.
+
+``--soak MINUTES`` instead trains the preset as it is (its own data and evaluation
+cadence) inside the dashboard without pause for that long. Once a minute it records the
+process's resident memory, the events waiting in the live buffer for the UI, the size of
+the history the UI draws from, the steps per second, and the time the UI took per refresh
+(mean and worst of that minute); then it stops the run through the command a key sends
+and prints the change from the second minute to the last (the first holds start-up).
+
+    python benchmarks/bench_dashboard.py --soak 30 --json soak.json
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import statistics
 import tempfile
 import threading
@@ -28,9 +39,10 @@ from pathlib import Path
 
 from lgcn_tui import config as cfgmod
 from lgcn_tui import presets
+from lgcn_tui.contract import commands as cmd
 from lgcn_tui.contract import events as ev
 from lgcn_tui.run.lifecycle import Run
-from lgcn_tui.ui.app import live_app
+from lgcn_tui.ui.app import Dashboard, live_app
 
 PINNED = ["run.device=cpu", "data.format=synthetic", "data.synthetic_users=3000", "data.synthetic_items=2000",
           "data.synthetic_per_user=30", "optim.batch_size=1024", "eval.every=1000"]
@@ -97,38 +109,105 @@ def dashboard(cfg: cfgmod.Config, size: tuple[int, int]) -> tuple[float, float]:
     return clock.steps_per_second, usage[0]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--preset", default="demo")
-    parser.add_argument("--epochs", type=int, default=4, help="at least 2: the first is not measured")
-    parser.add_argument("--repeats", type=int, default=5, help="headless/dashboard pairs")
-    parser.add_argument("--size", default="120x40", help="terminal size of the dashboard, WxH")
-    parser.add_argument("--set", dest="sets", action="append", default=[], help="config override, repeatable")
-    args = parser.parse_args()
-    width, height = (int(v) for v in args.size.split("x"))
-    out = Path(tempfile.mkdtemp(prefix="bench-dashboard-"))
-    path = presets.find(args.preset)
-    cfg = cfgmod.resolve(cfgmod.load_toml(path), str(path),
-                         [*PINNED, f"run.epochs={args.epochs}", f"run.out_dir={out}", *args.sets])
+def rss_mb() -> float:
+    """Resident memory now (not the peak), from /proc."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def timed_refresh(app: Dashboard, frames: list[float]) -> None:
+    """Time every refresh of the panes; the app calls it on its timer and on events."""
+    refresh = app.refresh_panes
+
+    def measured(force: bool = False) -> None:
+        started = time.perf_counter()
+        refresh(force)
+        frames.append(time.perf_counter() - started)
+
+    app.refresh_panes = measured  # type: ignore[method-assign]
+
+
+async def soak(app: Dashboard, minutes: float, size: tuple[int, int]) -> list[dict[str, float]]:
+    frames: list[float] = []
+    timed_refresh(app, frames)
+    rows: list[dict[str, float]] = []
+    async with app.run_test(size=size):
+        run = app.source.run
+        last_step, last_t = run.state.step, time.perf_counter()
+        for minute in range(1, int(minutes) + 1):
+            await asyncio.sleep(60)
+            now, step = time.perf_counter(), run.state.step
+            snap = app.history.snapshot()
+            rows.append({"minute": minute, "rss_mb": rss_mb(), "buffered_events": len(app.source.buffer),
+                         "history_buckets": len(snap.steps), "log_lines": len(snap.log),
+                         "steps_per_s": (step - last_step) / (now - last_t), "step": step,
+                         "frame_ms_mean": 1e3 * statistics.fmean(frames) if frames else 0.0,
+                         "frame_ms_max": 1e3 * max(frames, default=0.0), "frames": len(frames)})
+            print("  ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in rows[-1].items()),
+                  flush=True)
+            frames.clear()
+            last_step, last_t = step, now
+        run.send(cmd.Stop(save=False))
+        while not app.worker.is_finished:
+            await asyncio.sleep(0.1)
+        app.exit(0)
+    return rows
+
+
+def report(rows: list[dict[str, float]], json_path: Path | None) -> None:
+    if json_path:
+        json_path.write_text(json.dumps(rows, indent=1))
+    if len(rows) >= 3:
+        first, last = rows[1], rows[-1]
+        print(f"\nfrom minute {first['minute']} to {last['minute']}: RSS {first['rss_mb']:.0f} -> "
+              f"{last['rss_mb']:.0f} MB, buffered events {first['buffered_events']} -> {last['buffered_events']}, "
+              f"frame mean {first['frame_ms_mean']:.1f} -> {last['frame_ms_mean']:.1f} ms, steps/s "
+              f"{first['steps_per_s']:.1f} -> {last['steps_per_s']:.1f}")
+
+
+def compare(cfg: cfgmod.Config, repeats: int, size: tuple[int, int]) -> None:
     headless(cfg)
-    dashboard(cfg, (width, height))
+    dashboard(cfg, size)
     rates: dict[str, list[float]] = {"headless": [], "dashboard": []}
-    for i in range(args.repeats):
+    for i in range(repeats):
         for mode in ("headless", "dashboard") if i % 2 == 0 else ("dashboard", "headless"):
             note = ""
             if mode == "headless":
                 rate = headless(cfg)
             else:
-                rate, ui = dashboard(cfg, (width, height))
+                rate, ui = dashboard(cfg, size)
                 note = f"  (UI thread: {100 * ui:.1f}% of a core)"
             rates[mode].append(rate)
             print(f"pair {i + 1}  {mode:<9}  {rate:7.2f} steps/s{note}", flush=True)
     h, d = statistics.median(rates["headless"]), statistics.median(rates["dashboard"])
     pairs = [b / a for a, b in zip(rates["headless"], rates["dashboard"], strict=True)]
     ratio = statistics.median(pairs)
-    print(f"\nmedian steps/s: headless {h:.2f}, dashboard {d:.2f} ({width}x{height})")
+    print(f"\nmedian steps/s: headless {h:.2f}, dashboard {d:.2f} ({size[0]}x{size[1]})")
     print(f"dashboard/headless per pair: {', '.join(f'{r:.3f}' for r in pairs)}")
     print(f"slowdown with the dashboard open (median of pairs): {100 * (1 - ratio):+.1f}%  (ratio {ratio:.3f})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", default="demo")
+    parser.add_argument("--epochs", type=int, default=4, help="at least 2: the first is not measured")
+    parser.add_argument("--repeats", type=int, default=5, help="headless/dashboard pairs")
+    parser.add_argument("--size", default="120x40", help="terminal size of the dashboard, WxH")
+    parser.add_argument("--soak", type=float, metavar="MINUTES", help="a long run instead: flat memory, backlog, frames")
+    parser.add_argument("--json", type=Path, help="with --soak: also write the minutes here")
+    parser.add_argument("--set", dest="sets", action="append", default=[], help="config override, repeatable")
+    args = parser.parse_args()
+    width, height = (int(v) for v in args.size.split("x"))
+    out = Path(tempfile.mkdtemp(prefix="bench-dashboard-"))
+    path = presets.find(args.preset)
+    if args.soak:
+        cfg = cfgmod.resolve(cfgmod.load_toml(path), str(path),
+                             ["run.epochs=1000000", f"run.out_dir={out}", "checkpoint.keep_last=1", *args.sets])
+        report(asyncio.run(soak(live_app(Run(cfg, preset=args.preset)), args.soak, (width, height))), args.json)
+    else:
+        cfg = cfgmod.resolve(cfgmod.load_toml(path), str(path),
+                             [*PINNED, f"run.epochs={args.epochs}", f"run.out_dir={out}", *args.sets])
+        compare(cfg, args.repeats, (width, height))
     print(f"runs written under {out}")
 
 

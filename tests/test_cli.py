@@ -122,6 +122,11 @@ def test_a_resume_may_lower_a_rate_and_train_longer_but_not_change_the_model(tmp
     events = events_of(run)
     assert {e["epoch"] for e in events if e["event"] == "step"} == {0, 1, 2}
     assert events[-1]["state"] == "done"
+    (run / "run.json").unlink()
+    for args in (["train", "--resume", str(run), "--no-ui"], ["eval", str(run)]):
+        broken = lgcn(*args)
+        assert broken.returncode == 2 and "run.json is missing" in " ".join(broken.stderr.split())
+        assert "Traceback" not in broken.stderr
 
 
 def test_sigint_saves_a_checkpoint_and_resume_finishes_the_run(tmp_path: Path) -> None:

@@ -462,3 +462,25 @@ def test_a_full_disk_is_named_and_leaves_no_partial_file(tiny_config, monkeypatc
     message = str(caught.value)
     assert f"no space left on {run.checkpoints}" in message and "need about" in message and "MB free" in message
     assert list(run.checkpoints.iterdir()) == []
+
+
+def test_a_run_resumed_mid_epoch_can_still_go_back_to_a_good_state(tiny_config) -> None:
+    cfg = tiny_config("divergence.keep_every=1000")
+    half, _, run = start(cfg, at={4: [cmd.Stop()]})
+    assert half.train() == "stopped"
+    half.cleanup()
+    resumed, recorder, _ = start(cfg, run=run)
+    assert resumed.state.step_in_epoch == 5
+    poison_at(resumed, 2)
+    assert resumed.train() == "stopped"
+    resumed.cleanup()
+    saved = [e for e in recorder.of(ev.CheckpointSaved) if e.reason == "diverged"]
+    assert [e.step for e in saved] == [5], "the state the resume started from"
+
+
+def test_interval_checkpoints_by_time_inside_an_epoch(tiny_config) -> None:
+    trainer, recorder, _ = start(tiny_config("checkpoint.every_minutes=1e-9", "run.epochs=1"))
+    trainer.train()
+    trainer.cleanup()
+    steps = [e.step for e in recorder.of(ev.CheckpointSaved) if e.reason == "interval"]
+    assert steps == list(range(1, trainer.steps_per_epoch)), "every step but the epoch's last, which has its own"

@@ -53,7 +53,8 @@ class Guard:
         return None
 
     def due(self, step_in_epoch: int) -> bool:
-        return step_in_epoch % self.cfg.keep_every == 0
+        """Every ``keep_every`` steps of an epoch, and whenever none is kept (a run resumed mid-epoch)."""
+        return not self.kept or step_in_epoch % self.cfg.keep_every == 0
 
     def keep(self, step: int, step_in_epoch: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
              schedule: LrSchedule) -> None:
