@@ -93,10 +93,23 @@ class OptimConfig:
 
 @dataclass
 class ObjectiveConfig:
-    """``loss``: the ranking loss; ``terms``: auxiliary terms added to it (see ``objective``)."""
+    """``loss``: the ranking loss; ``terms``: auxiliary terms added to it (see ``objective``).
+
+    ``softmax_*`` configure the ``softmax`` ranking loss (``objective.softmax``): negatives
+    shared by the batch, temperature, score ``cosine`` or ``dot``. ``cl_*`` configure the
+    contrastive terms ``simgcl`` and ``xsimgcl`` (``objective.contrastive``): weight λ, noise
+    magnitude ε, temperature τ (XSimGCL's published defaults), and XSimGCL's layer l*.
+    """
 
     loss: str = "bpr"
     terms: list[str] = field(default_factory=lambda: ["reg"])
+    softmax_negatives: int = 256
+    softmax_temperature: float = 0.1
+    softmax_score: str = "cosine"
+    cl_weight: float = 0.2
+    cl_eps: float = 0.2
+    cl_temperature: float = 0.15
+    cl_layer: int = 1
 
 
 @dataclass
@@ -164,6 +177,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.item_init": ("pretrained", "xavier"),
     "model.item_mode": ("frozen", "learnable", "residual"),
     "optim.name": ("adam", "adamw", "adafactor"),
+    "objective.softmax_score": ("cosine", "dot"),
     "divergence.policy": ("auto", "pause", "stop", "rollback"),
 }
 LR_RANGE = (1e-9, 1.0)
@@ -180,13 +194,14 @@ POSITIVE = {
     "eval.sim_bins", "checkpoint.keep_last", "data.pretrained_dim", "data.synthetic_users",
     "data.synthetic_items", "data.synthetic_factors", "data.synthetic_per_user",
     "data.synthetic_dim", "optim.user_lr", "optim.item_lr", "divergence.spike_window", "divergence.keep_every",
+    "objective.softmax_negatives", "objective.softmax_temperature", "objective.cl_temperature",
 }
 NON_NEGATIVE = {
     "run.threads", "model.layers", "optim.weight_decay", "optim.warmup_epochs", "optim.min_lr",
     "optim.clip_norm", "optim.item_start_epoch", "optim.reg", "eval.patience",
     "eval.sim_pairs", "checkpoint.every_steps", "checkpoint.every_minutes", "data.pca_dim",
     "data.synthetic_noise", "data.synthetic_mislabeled", "model.alpha_decay", "divergence.spike_factor",
-    "divergence.max_rollbacks",
+    "divergence.max_rollbacks", "objective.cl_weight", "objective.cl_eps",
 }
 
 
@@ -354,6 +369,9 @@ def validate(cfg: Config) -> None:
     if cfg.model.item_init == "xavier" and cfg.model.item_mode != "learnable":
         raise UserError(f"model.item_mode = {cfg.model.item_mode!r} needs pretrained item vectors; "
                         "with model.item_init = 'xavier' only 'learnable' makes sense")
+    if "xsimgcl" in cfg.objective.terms and not 1 <= cfg.objective.cl_layer <= cfg.model.layers:
+        raise UserError(f"objective.cl_layer = {cfg.objective.cl_layer!r} must lie in [1, model.layers] = "
+                        f"[1, {cfg.model.layers}]: it is the layer xsimgcl contrasts with the final one")
     if cfg.data.format != "synthetic" and not cfg.data.path:
         raise UserError(f"data.format = {cfg.data.format!r} needs data.path (a file or directory)")
     if cfg.data.id_map and cfg.data.format != "amazon2023":

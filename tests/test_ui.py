@@ -399,3 +399,17 @@ def test_sigterm_or_sighup_stops_a_live_run_with_a_checkpoint_and_says_how_to_re
     printed = io.StringIO()
     farewell(app, Console(file=printed, width=400))
     assert f"resume with: lgcn-tui train --resume {app.source.run_dir}" in printed.getvalue()
+
+
+def test_the_eval_pane_keeps_up_once_the_history_holds_its_most_evaluations() -> None:
+    from lgcn_tui.sinks.history import History
+
+    history, pane = History(max_evals=4), EvalPane()
+    titles = []
+    for epoch in range(1, 7):
+        for split in ("valid", "test"):
+            history.handle(ev.EvalResult(epoch=epoch, step=10 * epoch, split=split, metrics={"recall@20": epoch / 10},
+                                         t=T0 + epoch))
+        pane.show(history.snapshot())
+        titles.append(str(pane.border_title))
+    assert [f"ep {epoch}" in title for epoch, title in enumerate(titles, start=1)] == [True] * 6, titles

@@ -79,15 +79,16 @@ class Objective:
 
 def build(cfg: Config) -> Objective:
     """The objective the config names; an unknown choice names the key and the valid ones."""
-    from . import bpr, l2  # noqa: F401  - the built-in terms register themselves
+    from . import bpr, contrastive, l2, softmax  # noqa: F401  - the built-in terms register themselves
 
     o = cfg.objective
     if o.loss not in RANKING:
-        raise UserError(f"objective.loss = {o.loss!r} is not a ranking loss; choose one of: {', '.join(RANKING)}")
+        raise UserError(f"objective.loss = {o.loss!r} is not a ranking loss; "
+                        f"choose one of: {', '.join(sorted(RANKING))}")
     unknown = [t for t in o.terms if t not in AUXILIARY]
     if unknown:
         raise UserError(f"objective.terms has unknown term(s) {', '.join(map(repr, unknown))}; "
-                        f"valid terms: {', '.join(AUXILIARY)}")
+                        f"valid terms: {', '.join(sorted(AUXILIARY))}")
     if len(set(o.terms)) != len(o.terms):
         raise UserError(f"objective.terms = {o.terms!r} names a term twice")
     return Objective((RANKING[o.loss](cfg), *(AUXILIARY[t](cfg) for t in o.terms)))

@@ -29,10 +29,13 @@ class EvalPane(Static):
 
     def __init__(self, id: str | None = None) -> None:
         super().__init__(id=id)
-        self.shown: tuple[int, int, int] | None = None
+        self.shown: tuple[object, ...] | None = None
 
     def show(self, snap: Snapshot) -> None:
-        key = (len(snap.evals), len(snap.baseline), self.content_size.width)
+        """Redrawn when an evaluation arrives: keyed by the newest one, since the history keeps a
+        bounded number and its length stops changing on a long run."""
+        newest = (snap.evals[-1].step, snap.evals[-1].split, snap.evals[-1].t) if snap.evals else None
+        key = (newest, len(snap.evals), len(snap.baseline), self.content_size.width)
         if key == self.shown:
             return
         self.shown = key
