@@ -140,7 +140,8 @@ def test_report_is_rebuilt_from_the_directory_and_the_plot_is_optional(finished,
 
 def test_ctrl_c_keeps_finished_modes_and_the_same_command_resumes(tmp_path: Path) -> None:
     out = tmp_path / "abl"
-    args = ablate_args(out, 8, "--modes", "frozen,learnable")
+    # Small batches: 400 steps a mode, so the learnable run is still training when the signal lands.
+    args = ablate_args(out, 8, "--modes", "frozen,learnable", "--set", "optim.batch_size=16")
     proc, lines = spawn(args, cwd=ROOT, env=ENV)
     second = out / "learnable" / "metrics.jsonl"
     try:
