@@ -10,8 +10,12 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from lgcn_tui.run.lifecycle import Run
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -102,3 +106,16 @@ def spawn(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> "tup
                             stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "COLUMNS": "1000", **(env or {})})
     return proc, Lines(proc)
+
+
+def train_to_end(cfg, *sinks) -> "tuple[Run, str]":
+    """A run of ``cfg`` set up, trained until it finishes or stops, and cleaned up; with how it ended."""
+    from lgcn_tui.run.lifecycle import Run
+
+    run = Run(cfg, preset="test", sinks=list(sinks))
+    run.setup()
+    try:
+        state = run.train()
+    finally:
+        run.cleanup()
+    return run, str(state)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import train_to_end
 
 from lgcn_tui import config, objective
 from lgcn_tui.errors import UserError
@@ -18,7 +19,6 @@ from lgcn_tui.graph.adjacency import build_adjacency
 from lgcn_tui.model.lightgcn import LightGCN
 from lgcn_tui.objective.contrastive import SimGcl, XSimGcl
 from lgcn_tui.objective.softmax import SampledSoftmax
-from lgcn_tui.run.lifecycle import Run
 from lgcn_tui.sinks.jsonl import read_events
 
 N_USERS, N_ITEMS, DIM, LAYERS = 9, 12, 8, 3
@@ -214,12 +214,8 @@ def test_the_same_seed_gives_the_same_terms_and_another_seed_other_noise() -> No
 ])
 def test_a_run_with_the_term_finishes_and_reports_it_by_name(tiny_config, overrides: list[str],
                                                              names: set[str]) -> None:
-    run = Run(tiny_config("run.epochs=1", *overrides), preset="test")
-    run.setup()
-    try:
-        assert run.train() == "done"
-    finally:
-        run.cleanup()
+    run, state = train_to_end(tiny_config("run.epochs=1", *overrides))
+    assert state == "done"
     steps = [e for e in read_events(run.run_dir.metrics) if e["event"] == "step"]
     assert steps and all(set(e["terms"]) == names for e in steps)
     for e in steps:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import train_to_end
 
 from lgcn_tui import objective
 from lgcn_tui.errors import UserError
 from lgcn_tui.graph.adjacency import build_adjacency
 from lgcn_tui.model.lightgcn import LightGCN
-from lgcn_tui.run.lifecycle import Run
 from lgcn_tui.sinks.jsonl import read_events
 
 
@@ -31,12 +31,8 @@ class ScoreSpread:
 
 def test_a_registered_term_is_chosen_by_config_and_reported_under_its_name(tiny_config, monkeypatch) -> None:
     monkeypatch.setitem(objective.AUXILIARY, "spread", lambda cfg: ScoreSpread(0.5))
-    run = Run(tiny_config("run.epochs=1", 'objective.terms=["reg", "spread"]'), preset="test")
-    run.setup()
-    try:
-        assert run.train() == "done"
-    finally:
-        run.cleanup()
+    run, state = train_to_end(tiny_config("run.epochs=1", 'objective.terms=["reg", "spread"]'))
+    assert state == "done"
     steps = [e for e in read_events(run.run_dir.metrics) if e["event"] == "step"]
     assert steps and all(set(e["terms"]) == {"bpr", "reg", "spread"} for e in steps)
     assert all(e["terms"]["spread"] > 0 for e in steps)
@@ -45,12 +41,7 @@ def test_a_registered_term_is_chosen_by_config_and_reported_under_its_name(tiny_
 
 
 def test_without_a_term_its_value_is_gone_and_the_loss_is_the_ranking_loss(tiny_config) -> None:
-    run = Run(tiny_config("run.epochs=1", "objective.terms=[]"), preset="test")
-    run.setup()
-    try:
-        run.train()
-    finally:
-        run.cleanup()
+    run, _ = train_to_end(tiny_config("run.epochs=1", "objective.terms=[]"))
     steps = [e for e in read_events(run.run_dir.metrics) if e["event"] == "step"]
     assert all(set(e["terms"]) == {"bpr"} and e["loss"] == e["terms"]["bpr"] for e in steps)
 
@@ -63,7 +54,7 @@ def test_without_a_term_its_value_is_gone_and_the_loss_is_the_ranking_loss(tiny_
 def test_an_unknown_choice_is_refused_before_the_run_directory_exists(tiny_config, tmp_path, override: str,
                                                                       words: str) -> None:
     with pytest.raises(UserError) as caught:
-        Run(tiny_config(override), preset="test").setup()
+        train_to_end(tiny_config(override))
     assert words in str(caught.value)
     assert not (tmp_path / "runs").exists()
 
