@@ -102,8 +102,8 @@ def test_p_resumes_then_pauses_and_the_run_holds(tmp_path: Path) -> None:
         await until(pilot, lambda: run.state.step > 2, "steps after resuming")
         assert app.history.state == "running"
         loss = app.query_one(LossChart)
-        await until(pilot, lambda: "bpr " in str(loss.border_subtitle) and "reg " in str(loss.border_subtitle),
-                    "the objective's terms under the loss pane")
+        await until(pilot, lambda: "bpr " in str(loss.border_title) and "reg " in str(loss.border_title),
+                    "the objective's terms in the loss pane's title")
         await pilot.press("p")
         await until(pilot, lambda: app.history.state == "paused", "the paused state")
         await until(pilot, lambda: "paused" in text_of(app, "#header-state"), "the header to say paused")

@@ -105,8 +105,9 @@ class Chart(Widget):
 class LossChart(Chart):
     """Smoothed loss over the run; the raw per-step loss is drawn faint underneath unless hidden.
 
-    The bottom border names each term of the objective with its value at the last step,
-    whatever terms the config chose.
+    The title names each term of the objective with its value at the last step, whatever
+    terms the config chose; they add up to the raw loss, which the title shows instead for
+    runs recorded before steps carried their terms.
     """
 
     def __init__(self, id: str | None = None) -> None:
@@ -121,10 +122,12 @@ class LossChart(Chart):
         n = self.points()
         series = [Series(*downsample(s.step, s.loss, n, "mean"), LOSS_RAW)] if self.raw else []
         series.append(Series(*downsample(s.step, s.loss_ema, n, "last"), LOSS_EMA))
-        raw = f"  [{LOSS_RAW}]raw {short_number(snap.last.loss)}[/]" if snap.last and self.raw else ""
-        self.border_title = f"loss [{LOSS_EMA}]{short_number(float(s.loss_ema[-1]))}[/]{raw}"
-        terms = snap.last.terms.items() if snap.last else ()
-        self.border_subtitle = "  ".join(f"{name} {short_number(value)}" for name, value in terms)
+        last = snap.last
+        if last is not None and last.terms:  # they add up to the raw loss, so they stand in for it
+            after = " ·" + "".join(f" {name} {short_number(value)}" for name, value in last.terms.items())
+        else:
+            after = f"  [{LOSS_RAW}]raw {short_number(last.loss)}[/]" if last and self.raw else ""
+        self.border_title = f"loss [{LOSS_EMA}]{short_number(float(s.loss_ema[-1]))}[/]{after}"
         return Figure(series, xlim=(0.0, float(max(snap.step, 1))))
 
 
