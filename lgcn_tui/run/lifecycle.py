@@ -392,7 +392,8 @@ class Run:
             self.model.item.grad = None
         params = {"user": self.model.user, "item": self.model.item}
         norms = {g: (grad_norm(p.grad) if p.grad is not None else 0.0) for g, p in params.items()}
-        reason = self.guard.verdict(loss.item(), all(math.isfinite(x) for x in norms.values()))
+        value = loss.item()
+        reason = self.guard.verdict(value, all(math.isfinite(x) for x in norms.values()))
         if reason is not None:
             raise Diverged(reason)
         total = math.hypot(*norms.values())
@@ -401,7 +402,7 @@ class Run:
                 if p.grad is not None:
                     p.grad.mul_(o.clip_norm / (total + 1e-6))
         self.optimizer.step()
-        return ev.StepMetrics(epoch=self.state.epoch, step=self.state.step, loss=loss.item(),
+        return ev.StepMetrics(epoch=self.state.epoch, step=self.state.step, loss=value,
                               terms={name: value.item() for name, value in terms.items()},
                               grad_user=norms["user"], grad_item=norms["item"],
                               lr_user=self.optimizer.param_groups[0]["lr"],
