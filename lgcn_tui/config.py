@@ -149,6 +149,31 @@ class CheckpointConfig:
 
 
 @dataclass
+class LogConfig:
+    """Outside loggers that receive the run's events besides ``metrics.jsonl`` (see ``sinks``).
+
+    ``tensorboard``: event files in ``RUN_DIR/tensorboard``. ``wandb``: ``off``, ``offline``
+    (files in ``RUN_DIR/wandb``, no network) or ``online`` (needs ``wandb login``).
+    """
+
+    tensorboard: bool = False
+    wandb: str = "off"
+    wandb_project: str = "lgcn-tui"
+
+
+@dataclass
+class DistConfig:
+    """How a run launched by ``torchrun`` (or ``--nproc``) spreads over its processes.
+
+    ``strategy``: ``ddp`` (tables replicated, gradients all-reduced) or ``fsdp`` (tables
+    and optimiser state sharded). ``timeout_s``: how long a collective may wait for a rank.
+    """
+
+    strategy: str = "ddp"
+    timeout_s: float = 60.0
+
+
+@dataclass
 class Config:
     run: RunConfig = field(default_factory=RunConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -159,6 +184,8 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     divergence: DivergenceConfig = field(default_factory=DivergenceConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    dist: DistConfig = field(default_factory=DistConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -179,6 +206,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "optim.name": ("adam", "adamw", "adafactor"),
     "objective.softmax_score": ("cosine", "dot"),
     "divergence.policy": ("auto", "pause", "stop", "rollback"),
+    "log.wandb": ("off", "offline", "online"),
+    "dist.strategy": ("ddp", "fsdp"),
 }
 LR_RANGE = (1e-9, 1.0)
 LR_KEYS = ("optim.user_lr", "optim.item_lr")
@@ -187,7 +216,8 @@ LR_KEYS = ("optim.user_lr", "optim.item_lr")
 RESUME_KEYS = {"optim.user_lr", "optim.item_lr", "optim.min_lr", "optim.clip_norm", "run.epochs", "run.threads",
                "run.publish_every", "eval.every", "eval.patience", "eval.chunk_users", "checkpoint.keep_last",
                "checkpoint.every_steps", "checkpoint.every_minutes", "divergence.policy", "divergence.spike_factor",
-               "divergence.spike_window", "divergence.keep_every", "divergence.max_rollbacks"}
+               "divergence.spike_window", "divergence.keep_every", "divergence.max_rollbacks", "log.tensorboard",
+               "log.wandb", "dist.timeout_s"}
 
 POSITIVE = {
     "run.epochs", "run.publish_every", "model.dim", "optim.batch_size", "eval.every", "eval.chunk_users",
@@ -195,6 +225,7 @@ POSITIVE = {
     "data.synthetic_items", "data.synthetic_factors", "data.synthetic_per_user",
     "data.synthetic_dim", "optim.user_lr", "optim.item_lr", "divergence.spike_window", "divergence.keep_every",
     "objective.softmax_negatives", "objective.softmax_temperature", "objective.cl_temperature",
+    "dist.timeout_s",
 }
 NON_NEGATIVE = {
     "run.threads", "model.layers", "optim.weight_decay", "optim.warmup_epochs", "optim.min_lr",
