@@ -24,71 +24,105 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
+LR_RANGE = (1e-9, 1.0)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What a key accepts beyond its type, declared beside the key so no list of names can miss it.
+
+    ``resume``: whether ``--resume --set`` may change the key. Only how fast and how long a run
+    trains, how it evaluates, checkpoints, guards and logs may; anything else (data, model,
+    objective, seed) would make it another run.
+    """
+
+    choices: tuple[str, ...] = ()
+    above: float | None = None
+    at_least: float | None = None
+    within: tuple[float, float] | None = None
+    resume: bool = False
+
+    def check(self, key: str, value: Any) -> None:
+        if self.choices and value not in self.choices:
+            raise UserError(f"{key} = {value!r} is not valid; choose one of: {', '.join(self.choices)}")
+        if self.above is not None and value <= self.above:
+            raise UserError(f"{key} = {value!r} must be > {self.above:g}")
+        if self.at_least is not None and value < self.at_least:
+            raise UserError(f"{key} = {value!r} must be >= {self.at_least:g}")
+        if self.within is not None and not self.within[0] <= value <= self.within[1]:
+            low, high = self.within
+            raise UserError(f"{key} = {value!r} is outside the sensible range; use a value in [{low:g}, {high:g}]")
+
+
+def setting(default: Any, **rule: Any) -> Any:
+    """A config field whose ``Rule`` (choices, bounds, resumable) rides in its metadata."""
+    return field(default=default, metadata={"rule": Rule(**rule)})
+
 
 @dataclass
 class RunConfig:
     name: str = "run"
     out_dir: str = "runs"
     seed: int = 0
-    device: str = "auto"
-    epochs: int = 20
+    device: str = setting("auto", choices=("auto", "cpu", "cuda"))
+    epochs: int = setting(20, above=0, resume=True)
     amp: bool = True
-    threads: int = 0
-    publish_every: int = 1
+    threads: int = setting(0, at_least=0, resume=True)
+    publish_every: int = setting(1, above=0, resume=True)
 
 
 @dataclass
 class DataConfig:
-    format: str = "synthetic"
+    format: str = setting("synthetic", choices=("synthetic", "lightgcn", "recbole", "csv", "amazon2023"))
     path: str = ""
-    split: str = "loo"
+    split: str = setting("loo", choices=("loo", "ratio"))
     split_ratios: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
     valid_into_train: bool = False
     pretrained: str = ""
-    pretrained_dim: int = 768
+    pretrained_dim: int = setting(768, above=0)
     id_map: str = ""
     normalize: bool = True
-    pca_dim: int = 0
-    synthetic_users: int = 1500
-    synthetic_items: int = 2000
-    synthetic_factors: int = 16
-    synthetic_per_user: int = 15
-    synthetic_dim: int = 64
-    synthetic_noise: float = 0.5
-    synthetic_mislabeled: float = 0.3
+    pca_dim: int = setting(0, at_least=0)
+    synthetic_users: int = setting(1500, above=0)
+    synthetic_items: int = setting(2000, above=0)
+    synthetic_factors: int = setting(16, above=0)
+    synthetic_per_user: int = setting(15, above=0)
+    synthetic_dim: int = setting(64, above=0)
+    synthetic_noise: float = setting(0.5, at_least=0)
+    synthetic_mislabeled: float = setting(0.3, at_least=0)
 
 
 @dataclass
 class GraphConfig:
-    norm: str = "symmetric"
-    backend: str = "torch"
+    norm: str = setting("symmetric", choices=("symmetric", "mean"))
+    backend: str = setting("torch", choices=("torch", "dgl", "dgl-sequential"))
     reorder: bool = True
 
 
 @dataclass
 class ModelConfig:
-    dim: int = 64
-    layers: int = 3
-    combine: str = "mean"
-    item_init: str = "pretrained"
-    item_mode: str = "learnable"
-    alpha0: float = 0.8
-    alpha_decay: float = 0.02
-    alpha_min: float = 0.0
+    dim: int = setting(64, above=0)
+    layers: int = setting(3, at_least=0)
+    combine: str = setting("mean", choices=("mean", "last"))
+    item_init: str = setting("pretrained", choices=("pretrained", "xavier"))
+    item_mode: str = setting("learnable", choices=("frozen", "learnable", "residual"))
+    alpha0: float = setting(0.8, within=(0.0, 1.0))
+    alpha_decay: float = setting(0.02, at_least=0)
+    alpha_min: float = setting(0.0, within=(0.0, 1.0))
 
 
 @dataclass
 class OptimConfig:
-    name: str = "adamw"
-    user_lr: float = 1e-3
-    item_lr: float = 3e-4
-    weight_decay: float = 1e-4
-    warmup_epochs: float = 5.0
-    min_lr: float = 1e-5
-    clip_norm: float = 5.0
-    item_start_epoch: int = 0
-    batch_size: int = 2048
-    reg: float = 1e-4
+    name: str = setting("adamw", choices=("adam", "adamw", "adafactor"))
+    user_lr: float = setting(1e-3, above=0, within=LR_RANGE, resume=True)
+    item_lr: float = setting(3e-4, above=0, within=LR_RANGE, resume=True)
+    weight_decay: float = setting(1e-4, at_least=0)
+    warmup_epochs: float = setting(5.0, at_least=0)
+    min_lr: float = setting(1e-5, at_least=0, resume=True)
+    clip_norm: float = setting(5.0, at_least=0, resume=True)
+    item_start_epoch: int = setting(0, at_least=0)
+    batch_size: int = setting(2048, above=0)
+    reg: float = setting(1e-4, at_least=0)
 
 
 @dataclass
@@ -103,24 +137,24 @@ class ObjectiveConfig:
 
     loss: str = "bpr"
     terms: list[str] = field(default_factory=lambda: ["reg"])
-    softmax_negatives: int = 256
-    softmax_temperature: float = 0.1
-    softmax_score: str = "cosine"
-    cl_weight: float = 0.2
-    cl_eps: float = 0.2
-    cl_temperature: float = 0.15
+    softmax_negatives: int = setting(256, above=0)
+    softmax_temperature: float = setting(0.1, above=0)
+    softmax_score: str = setting("cosine", choices=("cosine", "dot"))
+    cl_weight: float = setting(0.2, at_least=0)
+    cl_eps: float = setting(0.2, at_least=0)
+    cl_temperature: float = setting(0.15, above=0)
     cl_layer: int = 1
 
 
 @dataclass
 class EvalConfig:
-    every: int = 1
+    every: int = setting(1, above=0, resume=True)
     ks: list[int] = field(default_factory=lambda: [10, 20, 50])
     best_metric: str = "valid/recall@20"
-    patience: int = 0
-    chunk_users: int = 1024
-    sim_pairs: int = 20000
-    sim_bins: int = 40
+    patience: int = setting(0, at_least=0, resume=True)
+    chunk_users: int = setting(1024, above=0, resume=True)
+    sim_pairs: int = setting(20000, at_least=0)
+    sim_bins: int = setting(40, above=0)
 
 
 @dataclass
@@ -134,18 +168,18 @@ class DivergenceConfig:
     between in-memory copies of the last good state.
     """
 
-    policy: str = "auto"
-    spike_factor: float = 10.0
-    spike_window: int = 50
-    keep_every: int = 25
-    max_rollbacks: int = 3
+    policy: str = setting("auto", choices=("auto", "pause", "stop", "rollback"), resume=True)
+    spike_factor: float = setting(10.0, at_least=0, resume=True)
+    spike_window: int = setting(50, above=0, resume=True)
+    keep_every: int = setting(25, above=0, resume=True)
+    max_rollbacks: int = setting(3, at_least=0, resume=True)
 
 
 @dataclass
 class CheckpointConfig:
-    keep_last: int = 3
-    every_steps: int = 0
-    every_minutes: float = 0.0
+    keep_last: int = setting(3, above=0, resume=True)
+    every_steps: int = setting(0, at_least=0, resume=True)
+    every_minutes: float = setting(0.0, at_least=0, resume=True)
 
 
 @dataclass
@@ -156,8 +190,8 @@ class LogConfig:
     (files in ``RUN_DIR/wandb``, no network) or ``online`` (needs ``wandb login``).
     """
 
-    tensorboard: bool = False
-    wandb: str = "off"
+    tensorboard: bool = setting(False, resume=True)
+    wandb: str = setting("off", choices=("off", "offline", "online"), resume=True)
     wandb_project: str = "lgcn-tui"
 
 
@@ -169,8 +203,8 @@ class DistConfig:
     and optimiser state sharded). ``timeout_s``: how long a collective may wait for a rank.
     """
 
-    strategy: str = "ddp"
-    timeout_s: float = 60.0
+    strategy: str = setting("ddp", choices=("ddp", "fsdp"))
+    timeout_s: float = setting(60.0, above=0, resume=True)
 
 
 @dataclass
@@ -192,48 +226,6 @@ class Config:
 
     def to_toml(self) -> str:
         return tomli_w.dumps(self.to_dict())
-
-
-CHOICES: dict[str, tuple[str, ...]] = {
-    "run.device": ("auto", "cpu", "cuda"),
-    "data.format": ("synthetic", "lightgcn", "recbole", "csv", "amazon2023"),
-    "data.split": ("loo", "ratio"),
-    "graph.norm": ("symmetric", "mean"),
-    "graph.backend": ("torch", "dgl", "dgl-sequential"),
-    "model.combine": ("mean", "last"),
-    "model.item_init": ("pretrained", "xavier"),
-    "model.item_mode": ("frozen", "learnable", "residual"),
-    "optim.name": ("adam", "adamw", "adafactor"),
-    "objective.softmax_score": ("cosine", "dot"),
-    "divergence.policy": ("auto", "pause", "stop", "rollback"),
-    "log.wandb": ("off", "offline", "online"),
-    "dist.strategy": ("ddp", "fsdp"),
-}
-LR_RANGE = (1e-9, 1.0)
-LR_KEYS = ("optim.user_lr", "optim.item_lr")
-# What a resume may change: how fast and how long it trains, how it evaluates, checkpoints and
-# guards. Everything else (data, model, objective, seed) would make it another run.
-RESUME_KEYS = {"optim.user_lr", "optim.item_lr", "optim.min_lr", "optim.clip_norm", "run.epochs", "run.threads",
-               "run.publish_every", "eval.every", "eval.patience", "eval.chunk_users", "checkpoint.keep_last",
-               "checkpoint.every_steps", "checkpoint.every_minutes", "divergence.policy", "divergence.spike_factor",
-               "divergence.spike_window", "divergence.keep_every", "divergence.max_rollbacks", "log.tensorboard",
-               "log.wandb", "dist.timeout_s"}
-
-POSITIVE = {
-    "run.epochs", "run.publish_every", "model.dim", "optim.batch_size", "eval.every", "eval.chunk_users",
-    "eval.sim_bins", "checkpoint.keep_last", "data.pretrained_dim", "data.synthetic_users",
-    "data.synthetic_items", "data.synthetic_factors", "data.synthetic_per_user",
-    "data.synthetic_dim", "optim.user_lr", "optim.item_lr", "divergence.spike_window", "divergence.keep_every",
-    "objective.softmax_negatives", "objective.softmax_temperature", "objective.cl_temperature",
-    "dist.timeout_s",
-}
-NON_NEGATIVE = {
-    "run.threads", "model.layers", "optim.weight_decay", "optim.warmup_epochs", "optim.min_lr",
-    "optim.clip_norm", "optim.item_start_epoch", "optim.reg", "eval.patience",
-    "eval.sim_pairs", "checkpoint.every_steps", "checkpoint.every_minutes", "data.pca_dim",
-    "data.synthetic_noise", "data.synthetic_mislabeled", "model.alpha_decay", "divergence.spike_factor",
-    "divergence.max_rollbacks", "objective.cl_weight", "objective.cl_eps",
-}
 
 
 def _sections() -> dict[str, type]:
@@ -329,12 +321,13 @@ def from_dict(data: dict[str, Any], where: str, cfg: Config | None = None) -> Co
 
 
 def override_on_resume(cfg: Config, overrides: list[str]) -> list[str]:
-    """Apply ``--set`` to a resumed run's config; only ``RESUME_KEYS`` may change. Returns ``key: old -> new``."""
+    """Apply ``--set`` to a resumed run's config; only keys whose ``Rule`` says ``resume`` may change. Returns ``key: old -> new``."""
     parsed = [(text, *parse_override(text)) for text in overrides]
-    refused = sorted({key for _, key, _ in parsed if key not in RESUME_KEYS})
+    resumable = sorted(key for key, rule in rules().items() if rule.resume)
+    refused = sorted({key for _, key, _ in parsed if key not in resumable})
     if refused:
         raise UserError(f"--resume cannot change {', '.join(refused)} (it would be another run; start one with "
-                        f"--preset); a resume may change: {', '.join(sorted(RESUME_KEYS))}")
+                        f"--preset); a resume may change: {', '.join(resumable)}")
     before = cfg.to_dict()
     for text, key, value in parsed:
         apply(cfg, key, value, f"--set {text}")
@@ -370,23 +363,16 @@ def expand_path(value: str, key: str) -> str:
     return os.path.expanduser(_ENV.sub(sub, value))
 
 
+def rules() -> dict[str, Rule]:
+    """Each ``section.key`` that declares a ``Rule``."""
+    return {f"{s}.{f.name}": f.metadata["rule"] for s, cls in _sections().items()
+            for f in dataclasses.fields(cls) if "rule" in f.metadata}
+
+
 def validate(cfg: Config) -> None:
     flat = {f"{s}.{k}": v for s, sec in cfg.to_dict().items() for k, v in sec.items()}
-    for key, choices in CHOICES.items():
-        if flat[key] not in choices:
-            raise UserError(f"{key} = {flat[key]!r} is not valid; choose one of: {', '.join(choices)}")
-    for key in POSITIVE:
-        if flat[key] <= 0:
-            raise UserError(f"{key} = {flat[key]!r} must be > 0")
-    for key in NON_NEGATIVE:
-        if flat[key] < 0:
-            raise UserError(f"{key} = {flat[key]!r} must be >= 0")
-    low, high = LR_RANGE
-    for key in LR_KEYS:
-        if not low <= flat[key] <= high:
-            raise UserError(f"{key} = {flat[key]!r} is outside the sensible range; use a value in [{low:g}, {high:g}]")
-    if not 0.0 <= cfg.model.alpha0 <= 1.0 or not 0.0 <= cfg.model.alpha_min <= 1.0:
-        raise UserError("model.alpha0 and model.alpha_min must lie in [0, 1]")
+    for key, rule in rules().items():
+        rule.check(key, flat[key])
     if not cfg.eval.ks or any(k <= 0 for k in cfg.eval.ks):
         raise UserError(f"eval.ks = {cfg.eval.ks!r} must be a non-empty list of positive integers")
     split, _, metric = cfg.eval.best_metric.partition("/")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from lgcn_tui import config, presets
@@ -39,11 +41,14 @@ def test_unknown_section_in_a_preset_names_the_file() -> None:
     ("eval.ks=20", "eval.ks must be a list"),
     ("model.item_mode=semi", "choose one of: frozen, learnable, residual"),
     ("optim.user_lr=0", "optim.user_lr = 0.0 must be > 0"),
+    ("run.threads=-1", "run.threads = -1 must be >= 0"),
+    ("model.alpha0=1.5", "model.alpha0 = 1.5 is outside the sensible range; use a value in [0, 1]"),
+    ("log.wandb=yes", "log.wandb = 'yes' is not valid; choose one of: off, offline, online"),
     ("eval.best_metric=valid/recall@7", "eval.best_metric"),
     ("model.layers", "expected section.key=value"),
 ])
 def test_bad_values_are_refused_with_the_reason(override: str, words: str) -> None:
-    with pytest.raises(UserError, match=words.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(UserError, match=re.escape(words)):
         config.resolve({}, "p.toml", [override])
 
 

@@ -136,3 +136,14 @@ def test_commands_in_a_control_file_owned_by_another_user_are_refused(tmp_path: 
     os.chown(path, 4242, -1)
     got = reader.poll()
     assert len(got) == 1 and "belongs to uid 4242" in got[0] and "ignored 1 line" in got[0]
+
+
+def test_an_event_kind_names_one_class_so_old_lines_read_back_as_what_wrote_them() -> None:
+    with pytest.raises(ValueError, match="event kind 'eval' is taken by EvalResult"):
+        @ev.event("eval")
+        class Another(ev.Progress):
+            value: float
+
+    assert ev.EVENT_TYPES["eval"] is ev.EvalResult
+    line = {"event": "eval", "epoch": 1, "step": 9, "split": "test", "metrics": {"recall@20": 0.5}, "t": 2.0}
+    assert ev.event_from_dict(line) == ev.EvalResult(epoch=1, step=9, split="test", metrics={"recall@20": 0.5}, t=2.0)

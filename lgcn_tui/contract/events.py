@@ -10,7 +10,9 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, Callable, ClassVar, Protocol, TypeVar
+
+from typing_extensions import dataclass_transform
 
 from .schedule import LrSchedule
 from .state import RunState
@@ -25,6 +27,25 @@ class Event:
         return {"event": self.kind, **dataclasses.asdict(self)}
 
 
+EVENT_TYPES: dict[str, type[Event]] = {}
+E = TypeVar("E", bound=type[Event])
+
+
+@dataclass_transform(kw_only_default=False)
+def event(kind: str) -> Callable[[E], E]:
+    """Make a class an event named ``kind`` in ``metrics.jsonl``: a dataclass, registered so
+    ``event_from_dict`` can read its lines back. A kind is never reused (old files name it)."""
+
+    def register(cls: E) -> E:
+        if kind in EVENT_TYPES:
+            raise ValueError(f"event kind {kind!r} is taken by {EVENT_TYPES[kind].__name__}")
+        cls.kind = kind
+        EVENT_TYPES[kind] = dataclass(cls)
+        return cls
+
+    return register
+
+
 @dataclass
 class Progress(Event):
     """An event that happened at a point of the run: ``step`` is global (0-based), counting across epochs."""
@@ -33,11 +54,10 @@ class Progress(Event):
     step: int
 
 
-@dataclass
+@event("run_started")
 class RunStarted(Event):
     """The first event of a run and of each resume: what it trains on, where, and its LR plan."""
 
-    kind: ClassVar[str] = "run_started"
     run_dir: str
     name: str
     preset: str
@@ -52,12 +72,11 @@ class RunStarted(Event):
     schedule: LrSchedule
 
 
-@dataclass
+@event("step")
 class StepMetrics(Progress):
     """One optimiser step. ``loss`` is the sum of the objective's ``terms``, each under its own
     name (``bpr``, ``reg``, ...: see ``objective``)."""
 
-    kind: ClassVar[str] = "step"
     loss: float
     grad_user: float
     grad_item: float
@@ -67,20 +86,18 @@ class StepMetrics(Progress):
     terms: dict[str, float] = field(default_factory=dict)
 
 
-@dataclass
+@event("epoch_end")
 class EpochEnd(Progress):
     """``seconds`` spent in the epoch's steps (evaluation and checkpoints not included)."""
 
-    kind: ClassVar[str] = "epoch_end"
     mean_loss: float
     seconds: float
 
 
-@dataclass
+@event("eval")
 class EvalResult(Progress):
     """Metrics of one split, keyed like ``recall@20``; ``model`` is ``lightgcn`` or ``popularity``."""
 
-    kind: ClassVar[str] = "eval"
     split: str
     metrics: dict[str, float]
     model: str = "lightgcn"
@@ -88,7 +105,7 @@ class EvalResult(Progress):
     seconds: float = 0.0
 
 
-@dataclass
+@event("diagnostics")
 class Diagnostics(Progress):
     """Retention is the mean cosine of each item vector to its start vector.
 
@@ -96,35 +113,31 @@ class Diagnostics(Progress):
     on a fixed sample of pairs.
     """
 
-    kind: ClassVar[str] = "diagnostics"
     retention: float
     retention_p10: float
     sim_edges: list[float]
     sim_counts: list[int]
 
 
-@dataclass
+@event("checkpoint")
 class CheckpointSaved(Progress):
     """``reason``: epoch, interval, best, manual, stop, nan or error (see ``run.checkpoints``)."""
 
-    kind: ClassVar[str] = "checkpoint"
     path: str
     reason: str
 
 
-@dataclass
+@event("state")
 class StateChanged(Progress):
     """The run entered ``state``; viewers show the state of the last such event."""
 
-    kind: ClassVar[str] = "state"
     state: RunState
 
 
-@dataclass
+@event("lr_changed")
 class LrChanged(Event):
     """``schedule`` is the plan from this step on (None in files written before it was carried)."""
 
-    kind: ClassVar[str] = "lr_changed"
     group: str
     lr: float
     step: int
@@ -132,41 +145,22 @@ class LrChanged(Event):
     schedule: LrSchedule | None = None
 
 
-@dataclass
+@event("command")
 class CommandReceived(Event):
     """A command the run took, in its JSON form (``args``), and where it came from."""
 
-    kind: ClassVar[str] = "command"
     command: str
     args: dict[str, Any]
     source: str
 
 
-@dataclass
+@event("message")
 class Message(Event):
     """A line for the event log; ``level`` is info, warning or error."""
 
-    kind: ClassVar[str] = "message"
     level: str
     text: str
     checkpoint: str | None = None
-
-
-EVENT_TYPES: dict[str, type[Event]] = {
-    cls.kind: cls
-    for cls in (
-        RunStarted,
-        StepMetrics,
-        EpochEnd,
-        EvalResult,
-        Diagnostics,
-        CheckpointSaved,
-        StateChanged,
-        LrChanged,
-        CommandReceived,
-        Message,
-    )
-}
 
 
 VALUES = {"schedule": LrSchedule.from_dict, "state": RunState}
