@@ -206,6 +206,23 @@ def test_q_asks_about_saving_then_stops_the_worker_and_exits(tmp_path: Path) -> 
     assert list(folder.glob("*-stop.pt")), "y must save a checkpoint before stopping"
 
 
+def test_ctrl_c_asks_like_q_and_a_second_ctrl_c_saves_and_quits(tmp_path: Path) -> None:
+    app = live(tmp_path)
+    folder = app.source.run.run_dir.checkpoints
+
+    async def scenario(pilot: Pilot) -> None:
+        await started_and_paused(pilot, app)
+        await pilot.press("ctrl+c")
+        await until(pilot, lambda: isinstance(app.screen, QuitDialog), "the quit question")
+        assert not app.worker.is_finished, "the first ctrl+c only asks"
+        await pilot.press("ctrl+c")
+        await until(pilot, lambda: app.worker.is_finished, "the worker to finish")
+
+    drive(app, scenario)
+    assert app.worker.result == "stopped" and app.return_code == 0
+    assert list(folder.glob("*-stop.pt")), "the second ctrl+c must save a checkpoint before stopping"
+
+
 def test_q_then_n_stops_without_saving(tmp_path: Path) -> None:
     app = live(tmp_path)
     folder = app.source.run.run_dir.checkpoints

@@ -80,6 +80,8 @@ class Dashboard(App[int]):
         Binding("question_mark", "help", "help", key_display="?", id="help", tooltip="this screen"),
         Binding("q", "quit", "quit", id="quit",
                 tooltip="quit: live, asks about a checkpoint and stops the trainer; watch, detaches"),
+        Binding("ctrl+c", "interrupt", "quit", show=False, priority=True, id="interrupt",
+                tooltip="as q; a second ctrl+c saves a checkpoint and quits"),
     ]
 
     def __init__(self, source: Source, history: History, *, tick_hz: float = TICK_HZ,
@@ -296,6 +298,14 @@ class Dashboard(App[int]):
             self.exit(self.exit_code, return_code=self.exit_code)
             return
         self.push_screen(QuitDialog(), self._quit_answered)
+
+    async def action_interrupt(self) -> None:
+        """Ctrl-C asks as q does, since a terminal user expects it to stop the run, not to be told
+        about ctrl+q; a second Ctrl-C while the question is open answers it: save and quit."""
+        if isinstance(self.screen, QuitDialog):
+            self.screen.dismiss(True)
+            return
+        await self.action_quit()
 
     def _quit_answered(self, save: bool | None) -> None:
         if save is None:
