@@ -34,10 +34,11 @@ def only_run(out: Path) -> Path:
 
 def test_demo_preset_headless_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "runs"
-    done = lgcn("train", "--preset", "demo", "--no-ui", "--set", "run.epochs=3", "--set", f"run.out_dir={out}")
+    done = lgcn("train", "--preset", "demo", "--no-ui", "--epochs", "1", "--name", "first", "--set", f"run.out_dir={out}")
     assert done.returncode == 0, done.stderr + done.stdout
     assert "popularity baseline" in done.stdout and "recall@20" in done.stdout
     run = only_run(out)
+    assert run.name.startswith("first-") and "epochs = 1\n" in (run / "config.toml").read_text()
     assert (run / "config.toml").is_file() and (run / "checkpoints" / "best.pt").is_file()
     events = read_events(run / "metrics.jsonl")
     kinds = {e["event"] for e in events}
@@ -54,7 +55,7 @@ def test_demo_preset_headless_end_to_end(tmp_path: Path) -> None:
     users = np.load(run / "export" / "user_emb.npy")
     items = np.load(run / "export" / "item_emb.npy")
     item_ids = json.loads((run / "export" / "item_ids.json").read_text())
-    assert users.shape == (1500, 64) and items.shape == (len(item_ids), 64)
+    assert users.shape == (6000, 64) and items.shape == (len(item_ids), 64)
 
     # A run's checkpoints keep their table row order: read with another one, it is refused by name.
     config = run / "config.toml"
