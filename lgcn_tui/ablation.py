@@ -81,12 +81,11 @@ def plan(preset: str, overrides: list[str], modes: list[str], out: Path | None) 
             raise UserError(f"--set {text}: {key} is chosen by each ablation mode; "
                             f"pick modes with --modes ({', '.join(MODES)}) instead")
     path = presets.find(preset)
-    base_toml = cfgmod.load_toml(path)
-    base = cfgmod.resolve(base_toml, str(path), overrides)
+    base = cfgmod.from_preset(path, overrides)
     where = out if out is not None else Path(base.run.out_dir) / f"ablate-{base.run.name}"
     configs: dict[str, cfgmod.Config] = {}
     for mode in modes:
-        cfg = cfgmod.resolve(base_toml, str(path), overrides)
+        cfg = cfgmod.from_preset(path, overrides)
         for key, value in MODES[mode].items():
             cfgmod.apply(cfg, key, value, f"ablation mode {mode}")
         if mode == "random":

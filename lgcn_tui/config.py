@@ -33,7 +33,8 @@ class Rule:
 
     ``resume``: whether ``--resume --set`` may change the key. Only how fast and how long a run
     trains, how it evaluates, checkpoints, guards and logs may; anything else (data, model,
-    objective, seed) would make it another run.
+    objective, seed) would make it another run. ``path``: a file the run reads; a relative
+    one is made absolute when the config is resolved (see ``anchor``).
     """
 
     choices: tuple[str, ...] = ()
@@ -41,6 +42,7 @@ class Rule:
     at_least: float | None = None
     within: tuple[float, float] | None = None
     resume: bool = False
+    path: bool = False
 
     def check(self, key: str, value: Any) -> None:
         if self.choices and value not in self.choices:
@@ -74,13 +76,13 @@ class RunConfig:
 @dataclass
 class DataConfig:
     format: str = setting("synthetic", choices=("synthetic", "lightgcn", "recbole", "csv", "amazon2023"))
-    path: str = ""
+    path: str = setting("", path=True)
     split: str = setting("loo", choices=("loo", "ratio"))
     split_ratios: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
     valid_into_train: bool = False
-    pretrained: str = ""
+    pretrained: str = setting("", path=True)
     pretrained_dim: int = setting(768, above=0)
-    id_map: str = ""
+    id_map: str = setting("", path=True)
     normalize: bool = True
     pca_dim: int = setting(0, at_least=0)
     synthetic_users: int = setting(1500, above=0)
@@ -337,14 +339,38 @@ def override_on_resume(cfg: Config, overrides: list[str]) -> list[str]:
             if before[s][k] != v]
 
 
-def resolve(base: dict[str, Any], where: str, overrides: list[str]) -> Config:
-    """Defaults, then the preset's values, then each ``--set``; then validate the whole."""
+def resolve(base: dict[str, Any], where: str, overrides: list[str], relative_to: Path | None = None) -> Config:
+    """Defaults, then the preset's values, then each ``--set``; then validate the whole.
+
+    Relative file paths in ``base`` are taken from ``relative_to`` (the preset's folder), those
+    given with ``--set`` from the working directory; see ``anchor``.
+    """
     cfg = from_dict(base, where)
+    if relative_to is not None:
+        anchor(cfg, relative_to)
     for text in overrides:
         key, value = parse_override(text)
         apply(cfg, key, value, f"--set {text}")
+        anchor(cfg, Path.cwd(), only=key)
     validate(cfg)
     return cfg
+
+
+def from_preset(path: Path, overrides: list[str]) -> Config:
+    """A preset file plus ``--set`` overrides, its relative data paths taken from the file's folder."""
+    return resolve(load_toml(path), str(path), overrides, relative_to=path.resolve().parent)
+
+
+def anchor(cfg: Config, folder: Path, only: str | None = None) -> None:
+    """Make the relative paths of ``path`` keys absolute from ``folder``, so a preset works from
+    any working directory and the run's config.toml names the very files it read (a resume from
+    elsewhere finds them). ``$VAR`` and ``~`` paths are left for ``expand_path`` at load time."""
+    for key, rule in rules().items():
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if rule.path and (only is None or only == key) and value and not value.startswith(("$", "~")):
+            setattr(getattr(cfg, section), name, str((folder / value).resolve()) if not Path(value).is_absolute()
+                    else value)
 
 
 _ENV = re.compile(r"\$\{(\w+)\}|\$(\w+)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -92,3 +93,18 @@ def test_a_resume_may_change_its_rates_and_length_but_not_what_makes_it_another_
     assert cfg.optim.item_lr == 1e-4 and cfg.run.epochs == 30
     with pytest.raises(UserError, match="--resume cannot change data.path, model.dim"):
         config.override_on_resume(cfg, ["model.dim=8", "data.path=x", "run.epochs=3"])
+
+
+def test_relative_paths_come_from_the_preset_file_and_from_the_working_directory_for_set(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    preset = tmp_path / "mine" / "p.toml"
+    preset.parent.mkdir()
+    preset.write_text('[data]\nformat = "csv"\npath = "data/inter.csv"\npretrained = "$TEXT/items.npy"\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    cfg = config.from_preset(preset, [])
+    assert cfg.data.path == str(tmp_path / "mine" / "data" / "inter.csv")
+    assert cfg.data.pretrained == "$TEXT/items.npy"  # expanded when the data is read, not here
+    typed = config.from_preset(preset, ["data.path=typed.csv", "data.format=amazon2023", "data.id_map=/abs/m.json"])
+    assert typed.data.path == str(elsewhere / "typed.csv") and typed.data.id_map == "/abs/m.json"
