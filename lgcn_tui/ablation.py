@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 from . import __version__, presets, rundir
@@ -57,6 +58,7 @@ PLOT_FILE = "recall.png"
 PLOT_HINT = "pip install 'lgcn-tui[plot]'"
 SPLITS = ("valid", "test")
 INTERRUPTED = 130
+UNBOUNDED = 10_000  # columns offered when measuring a table's natural width
 
 
 # ----- planning ---------------------------------------------------------------------------
@@ -72,8 +74,10 @@ def parse_modes(values: list[str]) -> list[str]:
 def plan(preset: str, overrides: list[str], modes: list[str], out: Path | None) -> tuple[Path, dict[str, cfgmod.Config]]:
     """The ablation directory and each mode's fully resolved config, validated before any work.
 
-    Each mode is the preset plus the user's ``--set`` overrides plus the mode's own item
-    keys; the user may not set those keys, since the mode decides them.
+    The directory is ``out`` when given, else ``RUN.OUT_DIR/ablate-RUN.NAME`` of the preset
+    and overrides, as ``train`` places a run. Each mode is the preset plus the user's
+    ``--set`` overrides plus the mode's own item keys; the user may not set those keys,
+    since the mode decides them.
     """
     for text in overrides:
         key, _ = cfgmod.parse_override(text)
@@ -130,10 +134,10 @@ def check_directory(where: Path, configs: dict[str, cfgmod.Config]) -> None:
     if not where.exists():
         return
     if not where.is_dir():
-        raise UserError(f"--out {where} is a file; pass a directory for the ablation")
+        raise UserError(f"the ablation directory {where} is a file; pass a directory with --out DIR")
     if not (where / MANIFEST).is_file() and any(where.iterdir()):
         raise UserError(f"{where} exists and is not an ablation directory (no {MANIFEST}); "
-                        "choose another --out")
+                        "choose another with --out DIR")
     for mode, cfg in configs.items():
         run = rundir.RunDir(where / mode)
         if run.config.is_file():
@@ -159,6 +163,9 @@ def run_ablation(preset: str, overrides: list[str], modes: list[str], out: Path 
     checkpoint, and the same command later resumes it.
     """
     where, configs = plan(preset, overrides, modes, out)
+    if out is not None and any(cfgmod.parse_override(text)[0] == "run.out_dir" for text in overrides):
+        console.print(f"--out {out} wins over --set run.out_dir: the ablation directory is {out}",
+                      markup=False, highlight=False)
     check_directory(where, configs)
     where.mkdir(parents=True, exist_ok=True)
     manifest = where / MANIFEST
@@ -199,7 +206,7 @@ class Evaluation:
 
     epoch: int
     step: int
-    best: bool
+    best: bool = False
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     retention: float | None = None
 
@@ -231,9 +238,10 @@ def evaluations_of(events: list[ev.Event]) -> list[Evaluation]:
         if isinstance(e, ev.EvalResult) and e.model == "lightgcn":
             current = out[-1] if out else None
             if current is None or current.step != e.step or e.split in current.metrics:
-                current = Evaluation(epoch=e.epoch, step=e.step, best=e.best)
+                current = Evaluation(epoch=e.epoch, step=e.step)
                 out.append(current)
             current.metrics[e.split] = e.metrics
+            current.best = current.best or e.best
         elif isinstance(e, ev.Diagnostics) and out and out[-1].step == e.step and out[-1].retention is None:
             out[-1].retention = e.retention
     return out
@@ -383,6 +391,25 @@ def plot(results: list[ModeResult], k: int, target: Path) -> str:
     return f"plot: {target}"
 
 
+def print_whole(table: Table, console: Console) -> None:
+    """Print ``table`` with no cell cut short when the output is a pipe or a file.
+
+    There rich assumes 80 columns and shortens cells to "Recal…"; a report read from a log
+    must be whole, so the console gets the table's natural width for this one print. A
+    terminal keeps its own width: the reader can widen it.
+    """
+    if console.is_terminal:
+        console.print(table)
+        return
+    needed = Measurement.get(console, console.options.update_width(UNBOUNDED), table).maximum
+    width = console.width
+    console.width = max(width, needed)
+    try:
+        console.print(table)
+    finally:
+        console.width = width
+
+
 def write_report(where: Path, console: Console) -> int:
     """Print the table and (re)write results.md, results.csv and the plot from the run directories."""
     manifest, results = read_ablation(where)
@@ -394,7 +421,7 @@ def write_report(where: Path, console: Console) -> int:
     table = Table(*header, title=title, caption=_caption(manifest, results), caption_justify="left")
     for row in body:
         table.add_row(*row)
-    console.print(table)
+    print_whole(table, console)
     (where / "results.csv").write_text(results_csv(results))
     note = plot(results, k, where / PLOT_FILE)
     plotted = (where / PLOT_FILE).exists() and not note.startswith("skipped")

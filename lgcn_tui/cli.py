@@ -9,27 +9,28 @@ from __future__ import annotations
 import functools
 import json
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Optional, TypeVar
 
-import numpy as np
-import torch
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from . import __version__, presets, rundir
 from . import config as cfgmod
-from . import presets, retrieval, rundir
 from .contract import commands as cmd
 from .contract import control_file
 from .errors import UserError
-from .run.lifecycle import Run
-from .run.loader import load_model, open_saved
-from .train.ranking import evaluate_split
+from .run import catalog
+from .run.lock import LOCK_FILE
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+# torch (and what imports it) is imported inside the commands that train or load a model, so
+# `runs`, `send`, `compare` and `--version` answer at once.
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]},
                   help="Train LightGCN with text-warm-started items, from a dashboard or headless.")
 presets_app = typer.Typer(help="List presets, or show one resolved.", invoke_without_command=True)
 app.add_typer(presets_app, name="presets")
@@ -60,9 +61,32 @@ def user_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        console.print(f"lgcn-tui {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Options of lgcn-tui itself, before any command (the app's help text is the Typer's own)."""
+
+
+RUN_HELP = "a run directory, a run's name under runs/ (see `lgcn-tui runs`), a unique start of one, or latest."
+
+
 def _resolve(preset: str, overrides: list[str]) -> cfgmod.Config:
     path = presets.find(preset)
-    return cfgmod.resolve(cfgmod.load_toml(path), str(path), overrides)
+    return cfgmod.from_preset(path, overrides)
+
+
+def _shortcuts(**values: object) -> list[str]:
+    """``--epochs``/``--name`` as the ``--set`` overrides they stand for; an explicit ``--set`` still wins."""
+    keys = {"epochs": "run.epochs", "name": "run.name"}
+    return [f"{keys[flag]}={json.dumps(value)}" for flag, value in values.items() if value is not None]
 
 
 @app.command()
@@ -73,21 +97,29 @@ def train(
                                                       "with --resume only the rates, length, evaluation, checkpoint and "
                                                       "divergence keys.")] = None,
     no_ui: Annotated[bool, typer.Option("--no-ui", help="Run headless: progress bar and log lines instead of the dashboard.")] = False,
-    resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the run in this run directory from its newest checkpoint that loads.")] = None,
+    resume: Annotated[Optional[str], typer.Option("--resume", metavar="RUN", help="Continue this run from its newest "
+                                                  "checkpoint that loads: " + RUN_HELP)] = None,
     from_: Annotated[Optional[Path], typer.Option("--from", help="With --resume: the checkpoint file to continue from.")] = None,
     break_lock: Annotated[bool, typer.Option("--break-lock", help="Take over a run directory whose lock names a "
                                              "process on another host that is really gone.")] = False,
+    epochs: Annotated[Optional[int], typer.Option("--epochs", "-e", help="Shortcut for --set run.epochs=N.")] = None,
+    name: Annotated[Optional[str], typer.Option("--name", "-n", help="Shortcut for --set run.name=NAME (the run "
+                                                "folder's prefix).")] = None,
 ) -> None:
     """Train a model from a preset; headless with --no-ui, otherwise in the dashboard."""
+    set_ = [*_shortcuts(epochs=epochs, name=name), *(set_ or [])]
     if from_ is not None and resume is None:
         raise UserError(f"--from {from_} picks the checkpoint of a run to resume; add --resume RUN_DIR")
+    from .run.lifecycle import Run
+    from .run.loader import open_saved
+
     if resume is not None:
-        saved = open_saved(resume)
-        changed = cfgmod.override_on_resume(saved.cfg, set_ or [])
+        saved = open_saved(catalog.resolve(resume))
+        changed = cfgmod.override_on_resume(saved.cfg, set_)
         run = Run(saved.cfg, preset=saved.preset, resume=saved.dir.path, checkpoint=from_, break_lock=break_lock,
                   changed=changed)
     else:
-        run = Run(_resolve(preset, set_ or []), preset=preset, break_lock=break_lock)
+        run = Run(_resolve(preset, set_), preset=preset, break_lock=break_lock)
     if no_ui:
         from .headless import run_headless
 
@@ -124,14 +156,17 @@ CHECKPOINT_HELP = "best, last, or a checkpoint file path."
 @app.command("eval")
 @user_errors
 def eval_(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    run_dir: Annotated[str, typer.Argument(metavar="RUN", help="The run: " + RUN_HELP)],
     checkpoint: Annotated[str, typer.Option(help=CHECKPOINT_HELP)] = "best",
     split: Annotated[str, typer.Option(help="test, valid, or both.")] = "test",
 ) -> None:
     """Evaluate a checkpoint of a run with full ranking (Recall@K, NDCG@K)."""
     if split not in ("test", "valid", "both"):
         raise UserError(f"--split {split!r} is not valid; choose test, valid or both")
-    loaded = load_model(run_dir, checkpoint)
+    from .run.loader import load_model
+    from .train.ranking import evaluate_split
+
+    loaded = load_model(catalog.resolve(run_dir), checkpoint)
     dataset, ks, chunk = loaded.dataset, loaded.run.cfg.eval.ks, loaded.run.cfg.eval.chunk_users
     splits = ["valid", "test"] if split == "both" else [split]
     for s in splits:
@@ -148,7 +183,7 @@ def eval_(
 @app.command()
 @user_errors
 def export(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    run_dir: Annotated[str, typer.Argument(metavar="RUN", help="The run: " + RUN_HELP)],
     checkpoint: Annotated[str, typer.Option(help=CHECKPOINT_HELP)] = "best",
     faiss_: Annotated[bool, typer.Option("--faiss", help="Also build a Faiss inner-product index over the item "
                                          "vectors and report its Recall@20 against exact ranking.")] = False,
@@ -156,11 +191,17 @@ def export(
                                                  "size: flat up to 100k items, hnsw up to 2M, ivf beyond).")] = None,
 ) -> None:
     """Write final user/item embeddings (.npy) and the raw id of each row to RUN_DIR/export."""
+    import numpy as np
+    import torch
+
+    from . import retrieval
+    from .run.loader import load_model
+
     if index is not None and not faiss_:
         raise UserError(f"--index {index} chooses the Faiss index; add --faiss to build one")
     if faiss_:
         retrieval.require_faiss()
-    loaded = load_model(run_dir, checkpoint)
+    loaded = load_model(catalog.resolve(run_dir), checkpoint)
     dataset, model, cfg = loaded.dataset, loaded.model, loaded.run.cfg
     kind = retrieval.choose_index(index, dataset.n_items) if faiss_ else None
     users, items = model.final_embeddings(loaded.adj)
@@ -184,7 +225,7 @@ def export(
 @app.command()
 @user_errors
 def recommend(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    run_dir: Annotated[str, typer.Argument(metavar="RUN", help="The run: " + RUN_HELP)],
     user: Annotated[str, typer.Option("--user", "-u", help="Raw user id, as in the data.")],
     k: Annotated[int, typer.Option("--k", "-k", help="How many items.")] = 20,
     checkpoint: Annotated[str, typer.Option(help=CHECKPOINT_HELP)] = "best",
@@ -195,7 +236,10 @@ def recommend(
     """Print a user's top-k items (training items excluded), with titles when an item file is known."""
     if k < 1:
         raise UserError(f"-k {k} must be at least 1")
-    loaded = load_model(run_dir, checkpoint)
+    from . import retrieval
+    from .run.loader import load_model
+
+    loaded = load_model(catalog.resolve(run_dir), checkpoint)
     dataset = loaded.dataset
     row = retrieval.user_index(dataset, user, f"{loaded.run.dir.path}")
     users, item_vecs = loaded.model.final_embeddings(loaded.adj)
@@ -213,8 +257,9 @@ def ablate(
     set_: Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override a key in every mode (repeatable).")] = None,
     modes: Annotated[Optional[list[str]], typer.Option(help="Modes to run, comma separated or repeated: frozen, "
                                                        "learnable, residual, random (default all).")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Ablation directory (default RUN.OUT_DIR/ablate-RUN.NAME); "
-                                                "running again on it resumes.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Ablation directory (default RUN.OUT_DIR/ablate-RUN.NAME, "
+                                                "so --set run.out_dir=DIR gives DIR/ablate-RUN.NAME; --out wins "
+                                                "over it); running again on it resumes.")] = None,
     report: Annotated[Optional[Path], typer.Option(help="Only rebuild the table, results.md/.csv and plot of "
                                                    "this ablation directory.")] = None,
 ) -> None:
@@ -241,27 +286,49 @@ def _number(text: str) -> float:
 @app.command(context_settings={"ignore_unknown_options": True})
 @user_errors
 def send(
-    run_dir: Annotated[Path, typer.Argument(help="The run directory of a running headless run.")],
+    run_dir: Annotated[str, typer.Argument(metavar="RUN", help="A running or paused run (headless or in a dashboard): " + RUN_HELP)],
     command: Annotated[str, typer.Argument(help="pause, resume, checkpoint, evaluate, stop, or lr.")],
     group: Annotated[Optional[str], typer.Argument(help="For lr: user or item.")] = None,
     value: Annotated[Optional[str], typer.Argument(help="For lr: the new learning rate.")] = None,
 ) -> None:
-    """Send a command to a headless run through its control file."""
-    run = rundir.open_run(run_dir)
+    """Send a command to a run through its control file; a run that is not running or paused is refused."""
+    run = rundir.open_run(catalog.resolve(run_dir))
     if command == "lr":
         if group is None or value is None:
             raise UserError("lr needs a group and a value, e.g. `lgcn-tui send RUN_DIR lr item 1e-4`")
-        order: cmd.Command = cmd.SetLr(group, _number(value), source="send")
+        order: cmd.Command = cmd.SetLr(group, _number(value), source="lgcn-tui send")
     else:
-        order = cmd.parse({"cmd": command}, source="send")
+        order = cmd.parse({"cmd": command}, source="lgcn-tui send")
+    summary = catalog.summarise(run.path, str(run.path))
+    if summary.state not in catalog.LIVE:
+        raise UserError(_not_live(summary))
     control_file.send(run.path, order)
-    console.print(f"sent {cmd.to_dict(order)} to {run.path / control_file.CONTROL_FILE}")
+    what = f"set the {order.group} learning rate to {order.lr:g}" if isinstance(order, cmd.SetLr) else ASKED[order.name]
+    console.print(f"asked run {escape(str(run.path))} ({summary.state}) to {what}; it acts at its next publish point, "
+                  "within about a second (after an evaluation in progress)", highlight=False)
+
+
+ASKED = {"pause": "pause", "resume": "resume", "checkpoint": "save a checkpoint", "evaluate": "evaluate now",
+         "stop": "stop after the step in flight and save a checkpoint"}
+
+
+def _not_live(summary: catalog.RunSummary) -> str:
+    """Why a command cannot reach the run, and the command that brings it back."""
+    path, at = summary.path, catalog.when(summary.updated)
+    if summary.state == "done":
+        return (f"run {path} is done (finished at {at}); nothing to send to — train it longer with "
+                f"`lgcn-tui train --resume {path} --set run.epochs=N --no-ui`")
+    why = {"stopped": f"stopped at {at}", "error": f"failed at {at}",
+           catalog.INTERRUPTED: f"its last record, at {at}, says it was training, but no live process holds "
+                                f"{path / LOCK_FILE}: it was killed or its machine went down"}[summary.state]
+    return (f"run {path} is {summary.state} ({why}); nothing to send to — resume it with "
+            f"`lgcn-tui train --resume {path} --no-ui`")
 
 
 @app.command()
 @user_errors
 def watch(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory, e.g. of a run started with --no-ui.")],
+    run_dir: Annotated[str, typer.Argument(metavar="RUN", help="A run, e.g. one started with --no-ui: " + RUN_HELP)],
 ) -> None:
     """Open the dashboard on a run directory: follow its metrics, steer it through its control file.
 
@@ -269,7 +336,79 @@ def watch(
     """
     from .ui.app import run_watch
 
-    raise typer.Exit(run_watch(run_dir))
+    raise typer.Exit(run_watch(catalog.resolve(run_dir)))
+
+
+STATE_STYLE = {"running": "green", "paused": "yellow", "done": "blue", "stopped": "", "error": "bold red",
+               catalog.INTERRUPTED: "magenta"}
+
+
+@app.command()
+@user_errors
+def runs(
+    folder: Annotated[Path, typer.Argument(help="The folder runs are written to (run.out_dir).")] = catalog.DEFAULT_ROOT,
+    json_: Annotated[bool, typer.Option("--json", help="One JSON object per run instead of the table.")] = False,
+) -> None:
+    """List the runs in a folder: name, preset, state, progress, best Recall@20, started, last update."""
+    found = catalog.list_runs(folder)
+    if json_:
+        sys.stdout.write(json.dumps([s.to_json() for s in found], indent=1) + "\n")
+        return
+    if not found:
+        console.print(f"no runs in {escape(str(folder))}; start one with `lgcn-tui train --preset demo`", highlight=False)
+        return
+    table = Table(title=f"runs in {escape(str(folder))}", caption=RUNS_CAPTION, caption_justify="left", box=None,
+                  pad_edge=False, collapse_padding=True)
+    table.add_column("name", no_wrap=True, min_width=max(len(s.name) for s in found))  # names are copied: never cut
+    table.add_column("preset")
+    table.add_column("state", no_wrap=True, min_width=len(catalog.INTERRUPTED))
+    for column in ("epoch", "step", "best R@20"):
+        table.add_column(column)
+    table.add_column("started")
+    table.add_column("last update")
+    now = time.time()
+    for s in found:
+        style = STATE_STYLE.get(s.state, "")
+        best = "—" if s.record.best_recall is None else f"{s.record.best_recall:.4f}" + (
+            " (test)" if s.record.best_split == "test" else "")
+        table.add_row(escape(s.name), escape(s.preset), f"[{style}]{s.state}[/]" if style else s.state,
+                      _of(s.epochs_done, s.record.epochs), _of(s.record.steps, s.total_steps), best,
+                      _date(s.created, now), _ago(now - s.updated))
+    console.print(table)
+
+
+RUNS_CAPTION = ("best R@20: the best valid Recall@20 of any evaluation (test where there is no valid split). "
+                "interrupted: the last record says training, but no live process holds the run's lock; "
+                "`lgcn-tui train --resume NAME` continues it.")
+
+
+def _date(t: float, now: float) -> str:
+    """As ``ls -l`` dates files: the time of day within the last half year, the year beyond."""
+    return time.strftime("%b %d %H:%M" if now - t < 182 * 86400 else "%b %d  %Y", time.localtime(t))
+
+
+def _ago(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit} ago"
+    return f"{max(seconds, 0):.0f} s ago"
+
+
+def _of(done: int | None, total: int | None) -> str:
+    return "—" if done is None else f"{done:,}/{total:,}" if total else f"{done:,}"
+
+
+@app.command()
+@user_errors
+def compare(
+    runs_: Annotated[list[str], typer.Argument(metavar="RUN", help="Two or more runs, each " + RUN_HELP)],
+    plot: Annotated[Path, typer.Option(help="Where to write the overlay plot (PNG): loss and Recall@20 against "
+                                       "step and wall-clock.")] = Path("compare.png"),
+) -> None:
+    """Runs side by side: the config keys they set differently, best and final metrics, and an overlay plot."""
+    from .compare import compare as compare_runs
+
+    compare_runs(runs_, plot, console)
 
 
 @app.command()
@@ -296,4 +435,5 @@ def embed(
     names = [f.strip() for f in fields.split(",") if f.strip()]
     request = EmbedRequest(items=items_file, model=model, fields=names, out=out, id_field=id_field, id_map=id_map,
                            batch_size=batch_size, device=device, normalize=normalize)
-    print_summary(embed_items(request, console), items_file, console)
+    # Progress on stderr: a bar on a terminal, log lines when piped or under nohup (see embed.progress).
+    print_summary(embed_items(request, err_console), items_file, console)

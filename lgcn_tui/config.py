@@ -8,6 +8,7 @@ the key named and the valid alternatives listed.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import re
 import sys
@@ -105,7 +106,7 @@ class GraphConfig:
 class ModelConfig:
     dim: int = setting(64, above=0)
     layers: int = setting(3, at_least=0)
-    combine: str = setting("mean", choices=("mean", "last"))
+    combine: str = setting("mean", choices=("mean", "hops", "last"))
     item_init: str = setting("pretrained", choices=("pretrained", "xavier"))
     item_mode: str = setting("learnable", choices=("frozen", "learnable", "residual"))
     alpha0: float = setting(0.8, within=(0.0, 1.0))
@@ -134,7 +135,9 @@ class ObjectiveConfig:
     ``softmax_*`` configure the ``softmax`` ranking loss (``objective.softmax``): negatives
     shared by the batch, temperature, score ``cosine`` or ``dot``. ``cl_*`` configure the
     contrastive terms ``simgcl`` and ``xsimgcl`` (``objective.contrastive``): weight λ, noise
-    magnitude ε, temperature τ (XSimGCL's published defaults), and XSimGCL's layer l*.
+    magnitude ε, temperature τ (XSimGCL's published defaults), and XSimGCL's layer l*;
+    ``cl_noisy_ranking``: xsimgcl's noisy propagation is the step's own, so the ranking loss
+    sees it too (as published) and the step propagates once.
     """
 
     loss: str = "bpr"
@@ -146,6 +149,7 @@ class ObjectiveConfig:
     cl_eps: float = setting(0.2, at_least=0)
     cl_temperature: float = setting(0.15, above=0)
     cl_layer: int = 1
+    cl_noisy_ranking: bool = False
 
 
 @dataclass
@@ -272,10 +276,37 @@ def _coerce(key: str, value: Any, typ: Any, where: str) -> Any:
 
 
 def _unknown_key(key: str, where: str) -> UserError:
+    """Name the few keys closest to a mistyped one, not every key: a typo wants its fix, not a list to read.
+
+    Without a close key, the keys of the section named, else the closest sections, else all of them.
+    """
+    sections = _sections()
+    section, _, name = key.partition(".")
+    # A bare section name here is a TOML section given a value instead of a table: its keys say what fits.
+    close = [] if not name and section in sections else _close_keys(name or section, section)
+    if close:
+        hint = f"did you mean {' or '.join(close)}?"
+    elif section in sections:
+        hint = f"valid keys: {', '.join(k for k in valid_keys() if k.startswith(section + '.'))}"
+    else:
+        near = difflib.get_close_matches(section, list(sections), n=2)
+        hint = (f"there is no section {section!r}; did you mean {' or '.join(near)}?" if near
+                else f"sections: {', '.join(sections)}")
+    return UserError(f"{where}: unknown config key {key!r}; {hint}")
+
+
+def _close_keys(name: str, section: str) -> list[str]:
+    """Keys whose own name is close to ``name`` in any section, so ``optim.layers`` finds ``model.layers``.
+
+    A name that exists is the answer on its own (``run.item_lr``: ``optim.item_lr``, not also
+    ``model.item_mode``). Closest first; among keys of the same name, those of ``section`` first.
+    """
     keys = valid_keys()
-    section = key.split(".")[0]
-    related = [k for k in keys if k.startswith(section + ".")] or keys
-    return UserError(f"{where}: unknown config key {key!r}; valid keys: {', '.join(related)}")
+    names = sorted({k.partition(".")[2] for k in keys})
+    near = [name] if name in names else difflib.get_close_matches(name, names, n=3)
+    ranked = sorted((k for k in keys if k.partition(".")[2] in near),
+                    key=lambda k: (near.index(k.partition(".")[2]), not k.startswith(section + ".")))
+    return ranked[:3]
 
 
 def apply(cfg: Config, key: str, value: Any, where: str) -> None:
@@ -409,9 +440,15 @@ def validate(cfg: Config) -> None:
     if len(cfg.data.split_ratios) != 3 or abs(sum(cfg.data.split_ratios) - 1) > 1e-6:
         raise UserError(f"data.split_ratios = {cfg.data.split_ratios!r} must be three numbers "
                         "(train, valid, test) summing to 1")
+    if cfg.model.combine == "hops" and cfg.model.layers < 1:
+        raise UserError("model.combine = 'hops' averages layers 1..K and needs model.layers >= 1; "
+                        "with model.layers = 0 use 'mean'")
     if cfg.model.item_init == "xavier" and cfg.model.item_mode != "learnable":
         raise UserError(f"model.item_mode = {cfg.model.item_mode!r} needs pretrained item vectors; "
                         "with model.item_init = 'xavier' only 'learnable' makes sense")
+    if cfg.objective.cl_noisy_ranking and "xsimgcl" not in cfg.objective.terms:
+        raise UserError(f"objective.cl_noisy_ranking = true shares xsimgcl's noisy propagation with the ranking "
+                        f"loss, but objective.terms = {cfg.objective.terms!r} has no 'xsimgcl'; add it or drop the key")
     if "xsimgcl" in cfg.objective.terms and not 1 <= cfg.objective.cl_layer <= cfg.model.layers:
         raise UserError(f"objective.cl_layer = {cfg.objective.cl_layer!r} must lie in [1, model.layers] = "
                         f"[1, {cfg.model.layers}]: it is the layer xsimgcl contrasts with the final one")

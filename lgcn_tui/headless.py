@@ -14,6 +14,7 @@ import traceback
 from types import FrameType
 
 from rich.console import Console
+from rich.markup import escape
 
 from .contract import commands as cmd
 from .contract.control_file import ControlFileReader
@@ -30,6 +31,10 @@ def run_headless(run: Run, console: Console) -> int:
     run.sinks.append(sink)
     run.setup()
     assert run.run_dir is not None
+    where = escape(str(run.run_dir.path))
+    # soft_wrap: a command is copied from the terminal, so it is never broken across lines.
+    console.print(f"watch or steer it from another shell: lgcn-tui watch {where}  ·  lgcn-tui send {where} "
+                  "pause|resume|checkpoint|evaluate|stop", soft_wrap=True, highlight=False)
     control = ControlFileReader(run.run_dir.path)
     outcome: dict[str, str] = {}
     interrupts: list[int] = []
@@ -44,9 +49,10 @@ def run_headless(run: Run, console: Console) -> int:
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         interrupts.append(signum)
         if len(interrupts) == 1:
-            sink.print(f"[yellow]{signal.Signals(signum).name}: stopping after this step and saving a checkpoint "
-                       "(press Ctrl-C again to quit at once)[/]")
-            run.send(cmd.Stop(save=True))
+            name = signal.Signals(signum).name
+            again = "press Ctrl-C again" if signum == signal.SIGINT else f"send {name} again"
+            sink.print(f"[yellow]{name}: stopping after this step and saving a checkpoint ({again} to quit at once)[/]")
+            run.send(cmd.Stop(save=True, source=name))
         else:
             raise KeyboardInterrupt
 
@@ -76,7 +82,7 @@ def run_headless(run: Run, console: Console) -> int:
         state = "interrupted"
     elif state == "stopped" and run.diverged:
         state = "diverged"
-    console.print(f"run directory: {run.run_dir.path}")
+    console.print(f"run directory: {where}", soft_wrap=True, highlight=False)
     if state != "done":
-        console.print(f"resume with: lgcn-tui train --resume {run.run_dir.path} --no-ui")
+        console.print(f"resume with: lgcn-tui train --resume {where} --no-ui", soft_wrap=True, highlight=False)
     return EXIT_CODES[state]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 from .errors import UserError
@@ -28,7 +29,7 @@ def description(path: Path) -> str:
 
 
 def find(name_or_path: str) -> Path:
-    """A preset by name, or any ``.toml`` path; an unknown name lists the available ones."""
+    """A preset by name, or any ``.toml`` path; an unknown name gets the closest names, else the list."""
     path = Path(name_or_path)
     if path.suffix == ".toml":
         if not path.is_file():
@@ -36,6 +37,10 @@ def find(name_or_path: str) -> Path:
         return path
     found = available()
     if name_or_path not in found:
-        raise UserError(f"unknown preset {name_or_path!r}; available: {', '.join(found) or '(none)'} "
-                        f"(or pass a path to a .toml file)")
+        # A start of a name ("beauty") means every preset it starts, which difflib's ratio would cut to one.
+        close = ([n for n in found if name_or_path and n.startswith(name_or_path)]
+                 or difflib.get_close_matches(name_or_path, list(found), n=3))
+        hint = f"did you mean {' or '.join(close)}?" if close else f"available: {', '.join(found) or '(none)'}"
+        raise UserError(f"unknown preset {name_or_path!r}; {hint} (`lgcn-tui presets` describes each; "
+                        f"or pass a path to a .toml file)")
     return found[name_or_path]

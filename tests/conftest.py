@@ -108,11 +108,12 @@ def spawn(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> "tup
     return proc, Lines(proc)
 
 
-def train_to_end(cfg, *sinks) -> "tuple[Run, str]":
-    """A run of ``cfg`` set up, trained until it finishes or stops, and cleaned up; with how it ended."""
+def train_to_end(cfg, *sinks, **run_args) -> "tuple[Run, str]":
+    """A run of ``cfg`` set up, trained until it finishes or stops, and cleaned up; with how it ended.
+    ``run_args`` go to ``Run`` (e.g. ``resume=RUN_DIR``)."""
     from lgcn_tui.run.lifecycle import Run
 
-    run = Run(cfg, preset="test", sinks=list(sinks))
+    run = Run(cfg, preset="test", sinks=list(sinks), **run_args)
     run.setup()
     try:
         state = run.train()

@@ -83,7 +83,10 @@ def test_one_run_per_mode_and_the_table_is_each_runs_own_metrics(finished) -> No
         want = expected_row(run)
         row = rows[mode]
         assert int(row["best_epoch"]) == want["epoch"]
-        assert float(row["retention"]) == want["retention"]
+        if init == "xavier":  # nothing pretrained to retain: no figure, not one against the random start
+            assert want["retention"] is None and row["retention"] == ""
+        else:
+            assert float(row["retention"]) == want["retention"]
         assert float(row["train_seconds"]) == pytest.approx(want["seconds"])
         for split in ("valid", "test"):
             for key in ("recall@10", "recall@20", "ndcg@20", "ndcg@50"):
@@ -172,3 +175,28 @@ def test_random_items_get_the_width_of_the_text_vectors(tmp_path: Path, extra: l
     assert configs["random"].model.dim == width
     learnable = data.load(configs["learnable"])
     assert learnable.pretrained is not None and learnable.pretrained.shape[1] == width
+
+
+def test_the_table_is_whole_when_the_output_is_not_a_terminal(finished) -> None:
+    out, _ = finished
+    printed = io.StringIO()
+    piped = Console(file=printed, width=80)  # what rich assumes for a pipe or a file
+    assert ablation.write_report(out, piped) == 0
+    lines = printed.getvalue().splitlines()
+    assert "…" not in printed.getvalue()
+    assert any("valid Recall@20" in line and "retention" in line for line in lines)
+    assert any(line.startswith("│ popularity ") and "baseline" in line for line in lines)
+    assert piped.width == 80
+
+
+def test_run_out_dir_places_the_ablation_as_train_places_a_run_and_out_wins(finished, tmp_path: Path) -> None:
+    where, configs = ablation.plan("demo", [f"run.out_dir={tmp_path / 'mine'}", "run.name=x"], ["frozen"], None)
+    assert where == tmp_path / "mine" / "ablate-x" and configs["frozen"].run.out_dir == str(where)
+
+    out, _ = finished
+    printed = io.StringIO()
+    code = ablation.run_ablation("demo", [*overrides(3), f"run.out_dir={tmp_path / 'other'}"], list(MODE_KEYS), out,
+                                 Console(file=printed, width=200))
+    assert code == 0 and printed.getvalue().count("finished earlier") == 4
+    assert f"--out {out} wins over --set run.out_dir" in printed.getvalue()
+    assert not (tmp_path / "other").exists()

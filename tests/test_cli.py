@@ -47,7 +47,8 @@ def test_demo_preset_headless_end_to_end(tmp_path: Path) -> None:
 
     evaluated = lgcn("eval", str(run), "--split", "both")
     assert evaluated.returncode == 0, evaluated.stderr
-    best_test = [e for e in events if e["event"] == "eval" and e["best"] and e["split"] == "test"][-1]
+    best_step = [e for e in events if e["event"] == "eval" and e["best"]][-1]["step"]
+    best_test = [e for e in events if e["event"] == "eval" and e["step"] == best_step and e["split"] == "test"][-1]
     assert f"{best_test['metrics']['recall@20']:.4f}" in evaluated.stdout
 
     exported = lgcn("export", str(run), "--checkpoint", "last")
@@ -92,8 +93,17 @@ def test_presets_list_and_show() -> None:
         assert name in listed.stdout
     shown = lgcn("presets", "show", "gowalla-paper", "--set", "model.layers=2")
     assert shown.returncode == 0
-    assert 'path = "../shared/data/gowalla"' in shown.stdout and "layers = 2" in shown.stdout
+    gowalla = (ROOT.parent / "shared" / "data" / "gowalla").resolve()
+    assert f'path = "{gowalla}"' in shown.stdout and "layers = 2" in shown.stdout
     assert "[checkpoint]" in shown.stdout  # resolved: defaults included
+
+
+def test_a_shipped_preset_finds_its_data_from_any_directory(tmp_path: Path) -> None:
+    done = lgcn("train", "--preset", "ml100k", "--no-ui", "--epochs", "1", "--set", "model.dim=8",
+                "--set", "eval.sim_pairs=300", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr + done.stdout
+    run = only_run(tmp_path / "runs")
+    assert f'path = "{(ROOT.parent / "shared" / "data" / "ml-100k").resolve()}"' in (run / "config.toml").read_text()
 
 
 def events_of(run: Path) -> list[dict]:
@@ -203,3 +213,20 @@ def test_control_file_steers_a_headless_run(tmp_path: Path) -> None:
     first_after = [e for e in events if e["event"] == "step"][count]
     assert first_after["lr_item"] == pytest.approx(0.002)
     assert list((run / "checkpoints").glob("*-manual.pt"))
+
+
+def test_runs_are_named_from_the_folder_that_holds_runs(tmp_path: Path) -> None:
+    """run.out_dir defaults to runs/ of the working directory; every command takes a run's name from there."""
+    done = lgcn("train", "--preset", "demo", "--no-ui", *TINY, "--set", "run.epochs=1", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    run = only_run(tmp_path / "runs").relative_to(tmp_path)
+    assert f"lgcn-tui watch {run}" in done.stdout and "resume with" not in done.stdout
+    listed = lgcn("runs", cwd=tmp_path)
+    assert listed.returncode == 0 and f"{run.name} " in listed.stdout and " done " in listed.stdout
+    evaluated = lgcn("eval", "latest", cwd=tmp_path)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert f"{run}/checkpoints/best.pt" in "".join(evaluated.stdout.split())  # the table's title wraps
+    refused = lgcn("send", "demo", "stop", cwd=tmp_path)
+    assert refused.returncode == 2 and "is done" in refused.stderr and "Traceback" not in refused.stderr
+    missing = lgcn("export", "nothing-like-it", cwd=tmp_path)
+    assert missing.returncode == 2 and "no run named 'nothing-like-it' under runs/" in missing.stderr

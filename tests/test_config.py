@@ -22,15 +22,25 @@ def test_overrides_apply_with_toml_types() -> None:
     assert cfg.data.normalize is False
 
 
-def test_unknown_key_is_refused_and_the_valid_ones_listed() -> None:
+@pytest.mark.parametrize("override, hint, absent", [
+    ("optim.itemlr=1e-4", "--set optim.itemlr=1e-4: unknown config key 'optim.itemlr'; did you mean optim.item_lr?",
+     "optim.user_lr"),
+    ("optim.layers=2", "did you mean model.layers?", "cl_layer"),  # a key's own name is found in any section
+    ("item_lr=1e-4", "did you mean optim.item_lr?", "model."),
+    ("model.item_mod=frozen", "did you mean model.item_mode", "model.dim"),
+    ("optim.zzz=1", "valid keys: optim.name, optim.user_lr, optim.item_lr", "model."),  # nothing close: the section's
+    ("optimiser.lr=1", "there is no section 'optimiser'; did you mean optim?", "optim.name"),
+    ("foo.bar=1", "sections: run, data, graph, model, optim", "run.name"),
+])
+def test_a_mistyped_key_gets_the_closest_keys_not_all_of_them(override: str, hint: str, absent: str) -> None:
     with pytest.raises(UserError) as err:
-        config.resolve({}, "p.toml", ["optim.itemlr=1e-4"])
-    assert "optim.itemlr" in str(err.value)
-    assert "optim.item_lr" in str(err.value) and "optim.user_lr" in str(err.value)
+        config.resolve({}, "p.toml", [override])
+    assert hint in str(err.value) and absent not in str(err.value)
 
 
 def test_unknown_section_in_a_preset_names_the_file() -> None:
-    with pytest.raises(UserError, match=r"my\.toml: unknown config key 'optimiser'"):
+    with pytest.raises(UserError, match=r"my\.toml: unknown config key 'optimiser'; there is no section "
+                                        r"'optimiser'; did you mean optim\?"):
         config.resolve({"optimiser": {"lr": 1}}, "my.toml", [])
 
 
@@ -65,6 +75,17 @@ def test_every_shipped_preset_resolves_and_has_a_description() -> None:
 def test_unknown_preset_lists_the_available_ones() -> None:
     with pytest.raises(UserError, match="unknown preset 'nope'; available: .*demo"):
         presets.find("nope")
+
+
+@pytest.mark.parametrize("name, hint", [
+    ("dmeo", "unknown preset 'dmeo'; did you mean demo?"),
+    ("gowala-paper", "did you mean gowalla-paper?"),
+    ("beauty", "did you mean beauty-finetune or beauty-frozen or beauty-residual?"),  # every one it starts
+])
+def test_a_mistyped_preset_gets_the_closest_names_not_the_list(name: str, hint: str) -> None:
+    with pytest.raises(UserError) as err:
+        presets.find(name)
+    assert hint in str(err.value) and "ml100k" not in str(err.value)
 
 
 def test_resolved_config_round_trips_through_toml() -> None:

@@ -36,7 +36,7 @@ PLAN = LrSchedule.plan(user_lr=1e-3, item_lr=3e-4, min_lr=1e-5, warmup_epochs=1.
 ])
 def test_every_way_in_refuses_the_same_bad_commands_by_name(data: object, words: str) -> None:
     with pytest.raises(UserError) as caught:
-        cmd.parse(data, source="control")
+        cmd.parse(data, source="the control file")
     assert words in str(caught.value)
 
 
@@ -55,7 +55,7 @@ def test_the_control_file_turns_lines_into_commands_and_bad_lines_into_reasons(t
     with open(tmp_path / control_file.CONTROL_FILE, "a") as fh:
         fh.write('{"cmd": "set_lr", "group": "item", "lr": true}\nnot json\n')
     got = reader.poll()
-    assert got[0] == cmd.SetLr("item", 1e-4, source="control")
+    assert got[0] == cmd.SetLr("item", 1e-4, source="the control file")
     assert isinstance(got[1], str) and "not a finite number" in got[1]
     assert isinstance(got[2], str) and "not json" in got[2]
 
@@ -98,7 +98,7 @@ def test_a_12_mib_line_cannot_jam_the_control_file(tmp_path: Path) -> None:
         fh.write(b'{"cmd": "' + b"p" * (12 << 20) + b'"}\n')
     control_file.send(tmp_path, cmd.Pause())
     got = reader.poll() + reader.poll()
-    assert got[-1] == cmd.Pause(source="control")
+    assert got[-1] == cmd.Pause(source="the control file")
     assert any(isinstance(g, str) and "skipped a line of 12,582,924 bytes" in g for g in got)
 
 
@@ -112,7 +112,7 @@ def test_a_directory_in_place_of_the_control_file_is_reported_once_and_reading_g
     assert reader.poll() == []
     path.rmdir()
     control_file.send(tmp_path, cmd.Resume())
-    assert reader.poll() == [cmd.Resume(source="control")]
+    assert reader.poll() == [cmd.Resume(source="the control file")]
 
 
 def test_the_control_file_is_private_to_its_owner_under_any_umask(tmp_path: Path) -> None:
@@ -147,3 +147,13 @@ def test_an_event_kind_names_one_class_so_old_lines_read_back_as_what_wrote_them
     assert ev.EVENT_TYPES["eval"] is ev.EvalResult
     line = {"event": "eval", "epoch": 1, "step": 9, "split": "test", "metrics": {"recall@20": 0.5}, "t": 2.0}
     assert ev.event_from_dict(line) == ev.EvalResult(epoch=1, step=9, split="test", metrics={"recall@20": 0.5}, t=2.0)
+
+
+def test_the_control_file_carries_who_asked_so_the_run_logs_it_in_their_words(tmp_path: Path) -> None:
+    reader = control_file.ControlFileReader(tmp_path)
+    control_file.send(tmp_path, cmd.Pause(source="key p in watch"))
+    control_file.send(tmp_path, cmd.SetLr("item", 5e-4, source="lgcn-tui send"))
+    with open(tmp_path / control_file.CONTROL_FILE, "a") as fh:
+        fh.write('{"cmd": "evaluate"}\n')
+    assert reader.poll() == [cmd.Pause(source="key p in watch"), cmd.SetLr("item", 5e-4, source="lgcn-tui send"),
+                             cmd.Evaluate(source="the control file")]

@@ -17,6 +17,7 @@ from lgcn_tui import config, objective
 from lgcn_tui.errors import UserError
 from lgcn_tui.graph.adjacency import build_adjacency
 from lgcn_tui.model.lightgcn import LightGCN
+from lgcn_tui.objective.bpr import Bpr
 from lgcn_tui.objective.contrastive import SimGcl, XSimGcl
 from lgcn_tui.objective.softmax import SampledSoftmax
 from lgcn_tui.sinks.jsonl import read_events
@@ -24,12 +25,12 @@ from lgcn_tui.sinks.jsonl import read_events
 N_USERS, N_ITEMS, DIM, LAYERS = 9, 12, 8, 3
 
 
-def toy(reorder: bool = True) -> tuple:
+def toy(reorder: bool = True, combine: str = "mean") -> tuple:
     """A small graph and model, a batch through the model's own forward (as the step makes it)."""
     torch.manual_seed(0)
     pairs = np.unique(np.stack([np.arange(60) % N_USERS, (np.arange(60) * 7) % N_ITEMS], 1), axis=0)
     adj = build_adjacency(pairs, N_USERS, N_ITEMS, "symmetric", reorder=reorder)
-    model = LightGCN(N_USERS, N_ITEMS, DIM, LAYERS, "mean", "learnable", None, position=adj.position)
+    model = LightGCN(N_USERS, N_ITEMS, DIM, LAYERS, combine, "learnable", None, position=adj.position)
     users = torch.tensor([0, 3, 3, 5, 8, 1, 0, 7])
     pos = torch.tensor([2, 4, 9, 4, 11, 0, 6, 2])
     neg = torch.tensor([1, 1, 5, 7, 3, 10, 8, 9])
@@ -65,7 +66,7 @@ def assert_same(got: tuple, want: tuple) -> None:
         assert torch.allclose(g.double(), w.double(), rtol=1e-5, atol=1e-5 * scale)
 
 
-def dense_propagation(adj, model: LightGCN, noise=None, keep: int | None = None):
+def dense_propagation(adj, model: LightGCN, noise=None, keep: int | None = None, combine: str = "mean"):
     """Final (and layer ``keep``) user and item vectors in float64 from a dense Â, node order.
 
     ``noise``: (generator, eps); each layer's output then gets ε·sign(h)·r/‖r‖, r ~ U(0,1) per row."""
@@ -81,7 +82,7 @@ def dense_propagation(adj, model: LightGCN, noise=None, keep: int | None = None)
         layers.append(h)
         if k == keep:
             kept = h
-    final = sum(layers) / len(layers)
+    final = torch.stack({"mean": layers, "hops": layers[1:], "last": layers[-1:]}[combine]).mean(0)
 
     def node_order(t):
         t = t if adj.position is None else t[adj.position]
@@ -195,14 +196,35 @@ def test_simgcl_equals_a_dense_reference_with_the_same_noise(reorder: bool) -> N
 
 @pytest.mark.parametrize(("reorder", "layer"), [(True, 1), (True, 2), (False, 1)])
 def test_xsimgcl_equals_a_dense_reference_with_the_same_noise(reorder: bool, layer: int) -> None:
-    got = term_and_grads(XSimGcl(0.2, 0.2, 0.15, layer), reorder)
+    got = term_and_grads(XSimGcl(0.2, 0.2, 0.15, layer, noisy_ranking=False), reorder)
     assert_same(got, reference_and_grads(xsimgcl_reference(0.2, 0.2, 0.15, layer), reorder))
 
 
 def test_the_same_seed_gives_the_same_terms_and_another_seed_other_noise() -> None:
-    for term in (SimGcl(0.2, 0.2, 0.15), XSimGcl(0.2, 0.2, 0.15, 1), SampledSoftmax(4, 0.1, "cosine")):
+    for term in (SimGcl(0.2, 0.2, 0.15), XSimGcl(0.2, 0.2, 0.15, 1, noisy_ranking=False),
+                 SampledSoftmax(4, 0.1, "cosine")):
         assert term_and_grads(term, seed=1)[0] == term_and_grads(term, seed=1)[0]
         assert term_and_grads(term, seed=1)[0] != term_and_grads(term, seed=2)[0]
+
+
+@pytest.mark.parametrize("combine", ["mean", "hops"])
+def test_noisy_ranking_gives_bpr_and_xsimgcl_one_noisy_propagation(combine: str) -> None:
+    """As published: BPR scores the noisy vectors that XSimGCL contrasts, from one draw of noise."""
+    adj, model, users, pos, neg = toy(combine=combine)
+    shared = objective.Objective((Bpr(), XSimGcl(0.2, 0.2, 0.15, 1, noisy_ranking=True)))
+    ctx = objective.Context(model, adj, torch.Generator().manual_seed(5))
+    total, terms = shared(shared.batch(users, pos, neg, ctx), ctx)
+    total.backward()
+    got = total.detach().double(), model.user.grad.clone(), model.item.grad.clone()
+
+    adj, model, users, pos, neg = toy(combine=combine)
+    final, kept = dense_propagation(adj, model, (torch.Generator().manual_seed(5), 0.2), keep=1, combine=combine)
+    u, p, n = final[0][users], final[1][pos], final[1][neg]
+    bpr = torch.nn.functional.softplus((u * n).sum(-1) - (u * p).sum(-1)).mean()
+    want = bpr + 0.2 * views_reference(users, pos, final, kept, 0.15)
+    want.backward()
+    assert_same(got, (want.detach(), model.user.grad.clone(), model.item.grad.clone()))
+    assert terms["bpr"].item() == pytest.approx(bpr.item(), rel=1e-5)
 
 
 # ----- through a real run -------------------------------------------------------------------------
@@ -211,6 +233,8 @@ def test_the_same_seed_gives_the_same_terms_and_another_seed_other_noise() -> No
     (['objective.loss="softmax"', "objective.softmax_negatives=32"], {"softmax", "reg"}),
     (['objective.terms=["reg", "simgcl"]'], {"bpr", "reg", "simgcl"}),
     (['objective.terms=["reg", "xsimgcl"]', "objective.cl_layer=2"], {"bpr", "reg", "xsimgcl"}),
+    (['objective.terms=["reg", "xsimgcl"]', "objective.cl_noisy_ranking=true", 'model.combine="hops"'],
+     {"bpr", "reg", "xsimgcl"}),
 ])
 def test_a_run_with_the_term_finishes_and_reports_it_by_name(tiny_config, overrides: list[str],
                                                              names: set[str]) -> None:
@@ -251,6 +275,8 @@ def test_the_terms_take_their_settings_from_the_config() -> None:
     (['objective.terms=["xsimgcl"]', "objective.cl_layer=4"],
      "objective.cl_layer = 4 must lie in [1, model.layers] = [1, 3]"),
     (['objective.terms=["xsimgcl"]', "objective.cl_layer=0"], "objective.cl_layer = 0 must lie in"),
+    (["objective.cl_noisy_ranking=true"], "objective.cl_noisy_ranking = true shares xsimgcl's noisy propagation"),
+    (['model.combine="hops"', "model.layers=0"], "model.combine = 'hops' averages layers 1..K"),
 ])
 def test_bad_settings_are_refused_naming_the_key(overrides: list[str], words: str) -> None:
     with pytest.raises(UserError) as caught:

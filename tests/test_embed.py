@@ -9,6 +9,7 @@ row placement against ids read from the file.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import random
 import sys
@@ -23,6 +24,7 @@ from lgcn_tui.data.amazon import read_amazon2023
 from lgcn_tui.data.pretrained import load_pretrained
 from lgcn_tui.data.sidecar import Sidecar, read_sidecar, sidecar_path, write_sidecar
 from lgcn_tui.embed import EmbedRequest, embed_items, read_item_texts
+from lgcn_tui.embed.progress import ProgressLines, track
 from lgcn_tui.embed.text import clean_text
 from lgcn_tui.errors import UserError
 
@@ -187,7 +189,8 @@ def test_embed_writes_padded_float32_rows_in_id_order(beauty_run: dict, minilm: 
 def test_embed_summary_and_sidecar_account_for_every_zero_row(beauty_run: dict, minilm: Path) -> None:
     output = beauty_run["output"]
     assert "embedded 120 of 121 items" in output and "384-d, cpu" in output
-    assert "496 rows x 384 float32, row 0 zero padding, row i = item id i; unit-length vectors" in output
+    assert ("496 rows x 384 float32, row 0 zero padding, row i = item id i; unit-length vectors as the model "
+            "outputs them (not normalised here)") in output
     assert "1 item(s) without text got zero rows: 495" in output
     assert "374 row(s) have no item in slice.item and are zero" in output
     card = json.loads(sidecar_path(beauty_run["out"]).read_text())
@@ -246,6 +249,82 @@ def test_amazon_metadata_rows_follow_the_id_map(minilm: Path, tmp_path: Path) ->
     with pytest.raises(UserError, match=r"says row \d+ of All_Beauty.sent_emb is item '\w+', but the dataset's "
                                         r"item '\w+' maps to row \d+ \(by data.id_map\)"):
         load_pretrained(out, 384, other.item_ids, other.item_rows)
+
+
+def test_progress_off_a_terminal_is_log_lines(beauty_run: dict) -> None:
+    # The CLI's stderr is not a terminal under CliRunner, as under nohup or in a pipe.
+    assert "encoded 120 / 120 texts (100 %)" in beauty_run["output"]
+    assert "━" not in beauty_run["output"]
+
+
+@pytest.fixture(scope="module")
+def unnormalised_minilm(minilm: Path, tmp_path_factory) -> Path:
+    """MiniLM without its Normalize module: vectors that are not unit length unless --normalize makes them so."""
+    folder = tmp_path_factory.mktemp("raw-minilm")
+    for part in minilm.iterdir():
+        if part.name != "modules.json":
+            (folder / part.name).symlink_to(part)
+    modules = json.loads((minilm / "modules.json").read_text())
+    (folder / "modules.json").write_text(json.dumps([m for m in modules if not m["type"].endswith("Normalize")]))
+    return folder
+
+
+@pytest.mark.parametrize("flag, unit, says", [
+    ([], False, "; vectors not unit length (pass --normalize to L2-normalise them); "),
+    (["--normalize"], True, "; unit-length vectors (L2-normalised by --normalize); "),
+])
+def test_the_closing_line_says_unit_length_only_when_the_vectors_are_and_who_made_them(
+        unnormalised_minilm: Path, tmp_path: Path, flag: list[str], unit: bool, says: str) -> None:
+    items = tmp_path / "items.csv"
+    items.write_text("item_id,title\n1,Rose lip balm\n2,Wide-tooth comb\n3,Red nail polish\n")
+    out = tmp_path / "items.sent_emb"
+
+    done = runner.invoke(app, ["embed", str(items), "--model", str(unnormalised_minilm), "--fields", "title",
+                               "--out", str(out), "--device", "cpu", *flag])
+
+    assert done.exit_code == 0, done.output
+    assert says in flat(done.output)
+    norms = np.linalg.norm(np.fromfile(out, dtype="<f4").reshape(4, 384)[1:], axis=1)
+    assert bool(np.all(np.abs(norms - 1) < 1e-3)) is unit
+    assert json.loads(sidecar_path(out).read_text())["normalized"] is unit
+
+
+def test_progress_lines_come_every_tenth_and_at_least_every_minute() -> None:
+    from rich.console import Console
+
+    now = [0.0]
+    printed = io.StringIO()
+    fast = ProgressLines(Console(file=printed, width=200), 120_000, clock=lambda: now[0])
+    for _ in range(120):
+        now[0] += 1.0
+        fast.advance(1_000)
+    lines = printed.getvalue().splitlines()
+    assert len(lines) == 10
+    assert lines[0] == "encoded 12,000 / 120,000 texts (10 %), 12 s, ETA 2 min"
+    assert lines[-1] == "encoded 120,000 / 120,000 texts (100 %), 2 min"
+
+    printed.truncate(0)
+    printed.seek(0)
+    slow = ProgressLines(Console(file=printed, width=200), 1_000, clock=lambda: now[0])
+    for _ in range(10):  # 10 % takes 5 minutes: a line each minute instead
+        now[0] += 30.0
+        slow.advance(10)
+    assert printed.getvalue().splitlines() == [
+        "encoded 20 / 1,000 texts (2 %), 60 s, ETA 49 min",
+        "encoded 40 / 1,000 texts (4 %), 2 min, ETA 48 min",
+        "encoded 60 / 1,000 texts (6 %), 3 min, ETA 47 min",
+        "encoded 80 / 1,000 texts (8 %), 4 min, ETA 46 min",
+        "encoded 100 / 1,000 texts (10 %), 5 min, ETA 45 min",
+    ]
+
+
+def test_a_terminal_keeps_the_progress_bar() -> None:
+    from rich.console import Console
+
+    printed = io.StringIO()
+    with track(Console(file=printed, force_terminal=True, color_system=None, width=100), 50) as advance:
+        advance(50)
+    assert "50/50 texts" in printed.getvalue() and "encoded" not in printed.getvalue()
 
 
 def _quiet():

@@ -239,3 +239,14 @@ def test_events_counts_what_must_show_at_once_and_steps_do_not() -> None:
     assert history.events == 0 and history.version == 2
     history.handle(ev.StateChanged(state="paused", epoch=0, step=2))
     assert history.events == 1
+
+
+@pytest.mark.parametrize(("command", "source", "line"), [
+    (cmd.Pause(), "key p", "paused by key p"),
+    (cmd.SetLr("item", 5e-4), "lgcn-tui send", "item lr 0.0005 asked by lgcn-tui send"),
+    (cmd.Stop(save=False), "key q", "stop asked (no checkpoint) by key q"),
+    (cmd.SaveCheckpoint(), "", "checkpoint asked"),
+])
+def test_the_log_says_what_was_asked_and_by_whom(command: cmd.Command, source: str, line: str) -> None:
+    event = ev.CommandReceived(command=command.name, args=cmd.to_dict(command), source=source)
+    assert describe(event).text == line

@@ -59,24 +59,25 @@ def test_an_unknown_choice_is_refused_before_the_run_directory_exists(tiny_confi
     assert not (tmp_path / "runs").exists()
 
 
-def dense_reference(adj, table: torch.Tensor, layers: int, shift: float) -> torch.Tensor:
-    """Mean over layers of h_k = Â h_(k-1) + shift with a dense Â, in table order; returned in node order."""
+def dense_reference(adj, table: torch.Tensor, layers: int, shift: float, combine: str) -> torch.Tensor:
+    """h_k = Â h_(k-1) + shift with a dense Â, combined over layers as ``combine`` says, in table
+    order; returned in node order."""
     dense = adj.matrix.to_dense().double()
-    h = table.double()
-    total = h.clone()
+    outs = [table.double()]
     for _ in range(layers):
-        h = dense @ h + shift
-        total += h
-    return (total / (layers + 1))[adj.position]
+        outs.append(dense @ outs[-1] + shift)
+    chosen = {"mean": outs, "hops": outs[1:], "last": outs[-1:]}[combine]
+    return torch.stack(chosen).mean(0)[adj.position]
 
 
-def test_perturbed_propagation_matches_a_dense_reference_and_carries_gradients() -> None:
+@pytest.mark.parametrize("combine", ["mean", "hops", "last"])
+def test_perturbed_propagation_matches_a_dense_reference_and_carries_gradients(combine: str) -> None:
     torch.manual_seed(0)
     pairs = np.unique(np.stack([np.arange(60) % 9, (np.arange(60) * 7) % 12], 1), axis=0)
     adj = build_adjacency(pairs, 9, 12, "symmetric", reorder=True)
-    model = LightGCN(9, 12, 8, 3, "mean", "learnable", None, position=adj.position)
+    model = LightGCN(9, 12, 8, 3, combine, "learnable", None, position=adj.position)
     users, items = model.perturbed(adj, lambda _k, h: h + 0.25)
-    want = dense_reference(adj, model.ego().detach(), 3, 0.25)
+    want = dense_reference(adj, model.ego().detach(), 3, 0.25, combine)
     assert torch.allclose(torch.cat([users, items]).double(), want, atol=1e-5)
     plain = torch.cat(model.perturbed(adj, lambda _k, h: h)).detach()
     assert torch.allclose(plain, torch.cat(model.final_embeddings(adj)), atol=1e-6)

@@ -198,6 +198,7 @@ class Spiky:
 
     def __init__(self, objective, at: int, factor: float) -> None:
         self.objective, self.at, self.factor, self.calls = objective, at, factor, 0
+        self.batch = objective.batch
 
     def __call__(self, batch, ctx):
         self.calls += 1

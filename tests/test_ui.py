@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from conftest import spawn
 from rich.console import Console
+from textual.geometry import Region
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
 from textual.worker import WorkerState
@@ -113,6 +114,23 @@ def test_p_resumes_then_pauses_and_the_run_holds(tmp_path: Path) -> None:
         await until(pilot, lambda: list(folder.glob("*-manual.pt")), "a manual checkpoint file")
         assert next(folder.glob("*-manual.pt")).name == f"step-{held:09d}-manual.pt"
         assert run.state.step == held, "the step counter advanced while paused"
+        await until(pilot, lambda: {"paused by key p", "resumed by key p", "checkpoint asked by key c"}
+                    <= {line.text for line in app.history.snapshot().log}, "the log to say which key asked")
+
+    drive(app, scenario)
+
+
+def test_a_dashboard_run_obeys_its_control_file_as_a_headless_run_does(tmp_path: Path) -> None:
+    app = live(tmp_path, paused=False)
+
+    async def scenario(pilot: Pilot) -> None:
+        await until(pilot, lambda: app.history.state == "running", "the run to start")
+        control_file.send(app.source.run_dir, cmd.Pause(source="lgcn-tui send"))
+        await until(pilot, lambda: app.history.state == "paused", "the pause sent through the control file")
+        await until(pilot, lambda: "paused by lgcn-tui send" in {line.text for line in app.history.snapshot().log},
+                    "the log to say who paused it")
+        await pilot.press("q", "n")
+        await until(pilot, lambda: app.worker.is_finished, "the worker to finish")
 
     drive(app, scenario)
 
@@ -186,41 +204,29 @@ def test_e_evaluates_now(tmp_path: Path) -> None:
     drive(app, scenario)
 
 
-def test_q_asks_about_saving_then_stops_the_worker_and_exits(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("ask", "answer"), [("q", "y"), ("ctrl+c", "ctrl+c")])
+def test_q_or_ctrl_c_asks_about_saving_then_stops_the_worker_and_exits(tmp_path: Path, ask: str, answer: str) -> None:
+    """A second ctrl+c answers the question: save and quit."""
     app = live(tmp_path)
     folder = app.source.run.run_dir.checkpoints
 
     async def scenario(pilot: Pilot) -> None:
         await started_and_paused(pilot, app)
-        await pilot.press("q")
+        await pilot.press(ask)
         await until(pilot, lambda: isinstance(app.screen, QuitDialog), "the quit question")
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, QuitDialog), "the question to close")
         assert not app.worker.is_finished, "escape must keep training"
-        await pilot.press("q", "y")
+        await pilot.press(ask)
+        await until(pilot, lambda: isinstance(app.screen, QuitDialog), "the quit question again")
+        assert not app.worker.is_finished, "asking must not stop the run"
+        await pilot.press(answer)
         await until(pilot, lambda: app.worker.is_finished, "the worker to finish")
 
     drive(app, scenario)
     assert app.worker.state == WorkerState.SUCCESS and app.worker.result == "stopped"
     assert app.return_code == 0
-    assert list(folder.glob("*-stop.pt")), "y must save a checkpoint before stopping"
-
-
-def test_ctrl_c_asks_like_q_and_a_second_ctrl_c_saves_and_quits(tmp_path: Path) -> None:
-    app = live(tmp_path)
-    folder = app.source.run.run_dir.checkpoints
-
-    async def scenario(pilot: Pilot) -> None:
-        await started_and_paused(pilot, app)
-        await pilot.press("ctrl+c")
-        await until(pilot, lambda: isinstance(app.screen, QuitDialog), "the quit question")
-        assert not app.worker.is_finished, "the first ctrl+c only asks"
-        await pilot.press("ctrl+c")
-        await until(pilot, lambda: app.worker.is_finished, "the worker to finish")
-
-    drive(app, scenario)
-    assert app.worker.result == "stopped" and app.return_code == 0
-    assert list(folder.glob("*-stop.pt")), "the second ctrl+c must save a checkpoint before stopping"
+    assert list(folder.glob("*-stop.pt")), "the answer must save a checkpoint before stopping"
 
 
 def test_q_then_n_stops_without_saving(tmp_path: Path) -> None:
@@ -347,6 +353,39 @@ def test_layout_at_80x24(finished_run: rundir.RunDir, snap_compare) -> None:
 
 def test_layout_adapts_to_a_large_terminal(finished_run: rundir.RunDir, snap_compare) -> None:
     assert snap_compare(watch_app(finished_run, interval=0.02), terminal_size=(160, 48), run_before=loaded)
+
+
+def rendered(app: Dashboard, selector: str) -> list[str]:
+    """The lines a widget puts on the screen, cut to its size as the terminal shows them."""
+    widget = app.screen.query_one(selector)
+    return [strip.text for strip in widget.render_lines(Region(0, 0, *widget.outer_size))]
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 45)])
+def test_what_a_user_reads_is_whole_at_80x24_and_at_160x45(finished_run: rundir.RunDir, size: tuple[int, int]) -> None:
+    app = watch_app(finished_run, interval=0.02)
+
+    async def scenario(pilot: Pilot) -> None:
+        await loaded(pilot)
+        header = rendered(app, "#header-run")[0]
+        assert "3000×2000 · 72k train" in header and "…" not in header
+        if size[0] >= 160:
+            assert "fixture-20240101-120000 · demo" in header and "cpu (2 threads)" in header
+        log = rendered(app, "#log")
+        assert any(line.strip() == "checkpoints/step-000000240-epoch.pt" for line in log), log
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), "the help screen")
+        await pilot.pause()
+        body = app.screen.query_one("#help")
+        bottom = rendered(app, "#help")[-1]
+        assert "esc, ? or q closes" in bottom and "scroll" in bottom
+        if body.max_scroll_y:
+            await pilot.press("down", "down")
+            await until(pilot, lambda: body.scroll_y > 0, "the arrows to scroll the help")
+        else:
+            assert size[1] >= 45, "at 80×24 the help is longer than the screen"
+
+    drive(app, scenario, size=size)
 
 
 def test_watching_a_finished_run_shows_its_history_and_sends_nothing(finished_run: rundir.RunDir) -> None:

@@ -22,10 +22,11 @@ MIN_LR, MAX_LR = LR_RANGE
 
 @dataclass(frozen=True)
 class Order:
-    """A command with nothing to say but itself; ``source`` tells the log where it came from."""
+    """A command with nothing to say but itself; ``source`` tells the log who asked, in the
+    user's words ("key p", "SIGTERM", "lgcn-tui send"); empty when code asked."""
 
     name: ClassVar[str]
-    source: str = "queue"
+    source: str = ""
 
 
 class Pause(Order):
@@ -50,7 +51,7 @@ class Stop:
 
     name: ClassVar[str] = "stop"
     save: bool = True
-    source: str = "queue"
+    source: str = ""
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ class SetLr:
     name: ClassVar[str] = "set_lr"
     group: str
     lr: float
-    source: str = "queue"
+    source: str = ""
 
     def __post_init__(self) -> None:
         if self.group not in GROUPS:
@@ -90,7 +91,10 @@ def to_dict(command: Command) -> dict[str, Any]:
 
 
 def parse(data: object, source: str) -> Command:
-    """A command from its JSON form; an unknown name, a missing or extra field, or a bad value is refused."""
+    """A command from its JSON form; an unknown name, a missing or extra field, or a bad value is refused.
+
+    An optional ``by`` names who asked (the control file carries it); ``source`` stands in without one.
+    """
     if not isinstance(data, dict):
         raise UserError(f"a command must be a JSON object like {{\"cmd\": \"pause\"}}, got {data!r}")
     name = data.get("cmd")
@@ -98,7 +102,7 @@ def parse(data: object, source: str) -> Command:
         raise UserError(f"unknown command {name!r}; valid commands: {', '.join(COMMANDS)}")
     cls = COMMANDS[name]
     allowed = {f.name for f in dataclasses.fields(cls)} - {"source"}
-    extra = sorted(set(data) - allowed - {"cmd"})
+    extra = sorted(set(data) - allowed - {"cmd", "by"})
     if extra:
         raise UserError(f"command {name!r} takes {', '.join(sorted(allowed)) or 'no fields'}, not {', '.join(extra)}")
     missing = sorted(f.name for f in dataclasses.fields(cls)
@@ -107,4 +111,5 @@ def parse(data: object, source: str) -> Command:
         raise UserError(f"command {name!r} needs {', '.join(missing)}")
     if name == "stop" and not isinstance(data.get("save", True), bool):
         raise UserError(f"command 'stop': save must be true or false, got {data['save']!r}")
-    return cls(**{k: v for k, v in data.items() if k != "cmd"}, source=source)
+    by = data.get("by")
+    return cls(**{k: v for k, v in data.items() if k not in ("cmd", "by")}, source=by if isinstance(by, str) else source)

@@ -26,7 +26,7 @@ CONTROL_FILE = "control"
 
 def send(run_dir: Path, command: commands.Command) -> None:
     """Append a command to the run's control file (one line, one write, so lines never interleave)."""
-    line = json.dumps(commands.to_dict(command)) + "\n"
+    line = json.dumps({**commands.to_dict(command), **({"by": command.source} if command.source else {})}) + "\n"
     fd = os.open(run_dir / CONTROL_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         os.write(fd, line.encode())
@@ -68,7 +68,7 @@ class ControlFileReader:
             if not raw.strip():
                 continue
             try:
-                out.append(commands.parse(json.loads(raw), source="control"))
+                out.append(commands.parse(json.loads(raw), source="the control file"))
             except (ValueError, UserError, TypeError) as exc:
                 out.append(f"{self.path}: ignored line {raw.decode(errors='replace')!r}: {exc}")
         return out

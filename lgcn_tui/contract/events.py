@@ -96,7 +96,11 @@ class EpochEnd(Progress):
 
 @event("eval")
 class EvalResult(Progress):
-    """Metrics of one split, keyed like ``recall@20``; ``model`` is ``lightgcn`` or ``popularity``."""
+    """Metrics of one split, keyed like ``recall@20``; ``model`` is ``lightgcn`` or ``popularity``.
+
+    ``best``: this result improved ``eval.best_metric`` and so chose ``best.pt``; only the split
+    that metric names carries it (older files mark every split at that step).
+    """
 
     split: str
     metrics: dict[str, float]
@@ -107,14 +111,15 @@ class EvalResult(Progress):
 
 @event("diagnostics")
 class Diagnostics(Progress):
-    """Retention is the mean cosine of each item vector to its start vector.
+    """Retention is the mean cosine of each item vector to its pretrained start vector (None
+    when items did not start from pretrained vectors: there is nothing to retain).
 
     ``sim_edges`` has one more entry than ``sim_counts``: a histogram of item–item cosine
     on a fixed sample of pairs.
     """
 
-    retention: float
-    retention_p10: float
+    retention: float | None
+    retention_p10: float | None
     sim_edges: list[float]
     sim_counts: list[int]
 

@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..data.amazon import IdMap, load_id_map
 from ..data.sidecar import Sidecar, write_sidecar
 from ..errors import UserError
+from .progress import track
 from .text import ItemTexts, read_item_texts
 
 INSTALL_HINT = "pip install 'lgcn-tui[embed]'"
@@ -63,6 +63,7 @@ class EmbedSummary:
     order: str
     seconds: float
     normalized: bool
+    normalize: bool
     without_text: list[str] = field(default_factory=list)
     unlisted: int = 0
     skipped: int = 0
@@ -78,7 +79,11 @@ class _Layout:
 
 
 def embed_items(request: EmbedRequest, console: Console) -> EmbedSummary:
-    """Read, lay out, encode and write; every check that needs no model runs before it loads."""
+    """Read, lay out, encode and write; every check that needs no model runs before it loads.
+
+    ``console`` shows the progress (see ``progress.track``); the CLI passes stderr, so the
+    bar stays on the terminal when stdout is redirected.
+    """
     if request.batch_size <= 0:
         raise UserError(f"--batch-size {request.batch_size} must be > 0")
     out = request.out.expanduser()
@@ -116,6 +121,7 @@ def embed_items(request: EmbedRequest, console: Console) -> EmbedSummary:
     return EmbedSummary(out=out, sidecar=sidecar, model=str(model_dir), device=device, dim=dim,
                         rows=len(layout.names) + 1, items_read=len(texts.ids), encoded=len(wanted),
                         order=layout.order, seconds=time.perf_counter() - started, normalized=normalized,
+                        normalize=request.normalize,
                         without_text=without, unlisted=len(layout.names) - placed,
                         skipped=len(texts.ids) - placed)
 
@@ -129,8 +135,7 @@ def print_summary(summary: EmbedSummary, source: Path, console: Console) -> None
     say(f"embedded {summary.encoded} of {summary.items_read} items from {source} with "
         f"{summary.model} ({summary.dim}-d, {summary.device}) in {summary.seconds:.1f} s")
     say(f"wrote {summary.out}: {summary.rows} rows x {summary.dim} float32, row 0 zero padding, "
-        f"row i = {summary.order}; {'unit-length' if summary.normalized else 'unnormalised'} "
-        f"vectors; sidecar {summary.sidecar.name}")
+        f"row i = {summary.order}; {_length(summary)}; sidecar {summary.sidecar.name}")
     if summary.without_text:
         shown = ", ".join(summary.without_text[:5]) + (", ..." if len(summary.without_text) > 5 else "")
         say(f"{len(summary.without_text)} item(s) without text got zero rows: {shown}")
@@ -138,6 +143,15 @@ def print_summary(summary: EmbedSummary, source: Path, console: Console) -> None
         say(f"{summary.unlisted} row(s) have no item in {source.name} and are zero")
     if summary.skipped:
         say(f"{summary.skipped} item(s) of {source.name} are not in the id map and were left out")
+
+
+def _length(summary: EmbedSummary) -> str:
+    """Whether the vectors are unit length and who made them so: --normalize, or the model itself."""
+    if not summary.normalized:
+        return "vectors not unit length" + ("" if summary.normalize else " (pass --normalize to L2-normalise them)")
+    if summary.normalize:
+        return "unit-length vectors (L2-normalised by --normalize)"
+    return "unit-length vectors as the model outputs them (not normalised here)"
 
 
 def _device(choice: str) -> str:
@@ -213,23 +227,20 @@ def _dimension(encoder: Any) -> int:
 
 def _encode(encoder: Any, texts: list[str], rows: np.ndarray, matrix: np.ndarray, request: EmbedRequest,
             console: Console) -> bool:
-    """Encode in batches of similar length (less padding) with a progress bar over batches.
+    """Encode in batches of similar length (less padding), showing progress over texts.
 
     Returns whether every vector came out unit length (within 1e-3), for the sidecar.
     """
     order = sorted(range(len(texts)), key=lambda k: -len(texts[k]))
     batches = [order[s:s + request.batch_size] for s in range(0, len(order), request.batch_size)]
-    columns = (TextColumn("embedding"), BarColumn(), MofNCompleteColumn(), TextColumn("batches"),
-               TimeElapsedColumn(), TimeRemainingColumn())
     unit = bool(batches)
-    with Progress(*columns, console=console) as progress:
-        task = progress.add_task("embed", total=len(batches))
+    with track(console, len(texts)) as advance:
         for batch in batches:
             vectors = encoder.encode([texts[k] for k in batch], batch_size=len(batch), convert_to_numpy=True,
                                      normalize_embeddings=request.normalize, show_progress_bar=False)
             matrix[rows[batch]] = vectors.astype(np.float32, copy=False)
             unit = unit and bool(np.all(np.abs(np.linalg.norm(vectors, axis=1) - 1) < 1e-3))
-            progress.advance(task)
+            advance(len(batch))
     return unit
 
 

@@ -31,6 +31,7 @@ import torch
 
 from ..errors import UserError
 from .adjacency import Adjacency
+from .propagate import layer_mix
 
 # What we build and test against (the newest DGL with CPU wheels on PyPI, and what it needs).
 NEEDED = ("dgl 2.1.0 (the last release with CPU wheels on PyPI), which loads only with torch 2.0–2.2.1 "
@@ -117,17 +118,16 @@ class DglBackend:
 
     def _propagate(self, ego: torch.Tensor, layers: int, combine: str) -> torch.Tensor:
         h_user, h_item = ego[: self.n_users].float(), ego[self.n_users :].float()
-        total = ego.float() if combine == "mean" else None
-        for _ in range(layers):
+        with_ego, with_middle, divide = layer_mix(combine, layers)
+        total = ego.float() if with_ego else torch.zeros_like(ego, dtype=torch.float32)
+        for k in range(1, layers + 1):
             new_item = self._pull("ui", "user", "item", h_user)
             # The paper's layer reads the previous layer on both sides; the recipe reads the new items.
             h_user = self._pull("iu", "item", "user", new_item if self.sequential else h_item)
             h_item = new_item
-            if total is not None:
+            if with_middle or k == layers:
                 total = total + torch.cat([h_user, h_item])
-        if total is None:
-            return torch.cat([h_user, h_item])
-        return total / (layers + 1)
+        return total / divide
 
     def rows(self, adj: Adjacency, ego: torch.Tensor, rows: torch.Tensor, layers: int,
              combine: str) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,6 +1,8 @@
 """LightGCN propagation with one hand-written backward pass for all layers.
 
-    e^(k+1) = Â e^(k),   out = mean(e^(0), ..., e^(K))   (or out = e^(K))
+    e^(k+1) = Â e^(k),   out = mean(e^(0), ..., e^(K))   (``combine`` ``mean``)
+                         out = mean(e^(1), ..., e^(K))   (``hops``: SELFRec's XSimGCL leaves out layer 0)
+                         out = e^(K)                     (``last``)
 
 Propagation is linear, so the gradient of the batch's outputs is a sum of ``Âᵀ`` products
 applied to the upstream gradient — no activations need saving. With layer averaging the
@@ -28,6 +30,13 @@ import torch.nn.functional as F
 
 from .adjacency import Adjacency, csr_tensor
 from .segments import segments
+
+
+def layer_mix(combine: str, layers: int) -> tuple[bool, bool, int]:
+    """``(layer 0 counted, middle layers counted, divisor)``: the output is the sum of the counted
+    layers and the last one, divided. The last layer always counts (with ``layers`` 0 it is layer 0)."""
+    return {"mean": (True, True, layers + 1), "hops": (False, True, max(layers, 1)),
+            "last": (layers == 0, False, 1)}[combine]
 
 
 def spmm(matrix: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -103,28 +112,28 @@ class _Propagate(torch.autograd.Function):
         # Detached so embedding_bag takes its forward-only kernel: the gradient is ours, below.
         h = ego.detach().float()
         ego_rows = h.index_select(0, rows)
-        total = ego_rows.clone() if combine == "mean" else None
+        with_ego, with_middle, divide = layer_mix(combine, layers)
+        total = ego_rows.clone() if with_ego else torch.zeros_like(ego_rows)
         for _ in range(layers - 1):
             h = spmm(adj.matrix, h)
-            if total is not None:
+            if with_middle:
                 total += h.index_select(0, rows)
         last = spmm(sliced, h)
         ctx.adj, ctx.transposed, ctx.layers, ctx.combine = adj, transposed, layers, combine
         ctx.save_for_backward(rows)
-        out = last if total is None else total.add_(last).div_(layers + 1)
-        return out, ego_rows
+        return total.add_(last).div_(divide), ego_rows
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor, grad_ego: torch.Tensor):  # type: ignore[override]
         (rows,) = ctx.saved_tensors
-        mean = ctx.combine == "mean"
-        g = grad.float() / (ctx.layers + 1) if mean else grad.float()
+        with_ego, with_middle, divide = layer_mix(ctx.combine, ctx.layers)
+        g = grad.float() / divide
         t = spmm(ctx.transposed, g)
         for _ in range(ctx.layers - 1):
-            if mean:
+            if with_middle:
                 t.index_add_(0, rows, g)
             t = spmm(ctx.adj.transpose, t)
-        t.index_add_(0, rows, g + grad_ego.float() if mean else grad_ego.float())
+        t.index_add_(0, rows, g + grad_ego.float() if with_ego else grad_ego.float())
         return t, None, None, None, None
 
 
@@ -142,13 +151,13 @@ def propagate_rows(adj: Adjacency, ego: torch.Tensor, rows: torch.Tensor, layers
 def propagate_all(adj: Adjacency, ego: torch.Tensor, layers: int, combine: str) -> torch.Tensor:
     """LightGCN output for every node, for evaluation and export."""
     h = ego.float()
-    total = h.clone()
-    for _ in range(layers):
+    with_ego, with_middle, divide = layer_mix(combine, layers)
+    total = h.clone() if with_ego else torch.zeros_like(h)
+    for k in range(1, layers + 1):
         h = spmm(adj.matrix, h)
-        total += h
-    if combine == "last":
-        return h
-    return total / (layers + 1)
+        if with_middle or k == layers:
+            total += h
+    return total / divide
 
 
 class _Product(torch.autograd.Function):
@@ -174,8 +183,10 @@ def propagate_perturbed(adj: Adjacency, ego: torch.Tensor, layers: int, combine:
     """
     with torch.autocast(device_type=ego.device.type, enabled=False):
         h = ego.float()
-        total = h
+        with_ego, with_middle, divide = layer_mix(combine, layers)
+        total = h if with_ego else torch.zeros_like(h)
         for k in range(1, layers + 1):
             h = perturb(k, _Product.apply(h, adj))
-            total = total + h
-        return h if combine == "last" else total / (layers + 1)
+            if with_middle or k == layers:
+                total = total + h
+        return total / divide

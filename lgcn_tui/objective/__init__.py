@@ -1,11 +1,15 @@
 """The training objective: exactly one ranking loss plus any auxiliary terms, each a named object.
 
-The step hands every term the batch (its users, positives and negatives with their final
-and layer-0 vectors from the step's one propagation) and a context (the model, the
-adjacency and a seeded generator). A term may use what it is given, draw its own negatives
-from the generator, or run its own propagation through ``LightGCN.perturbed`` with a
-per-layer hook, as contrastive terms do. Each term's value is reported under its name in
-the step metrics, so the loss pane and ``metrics.jsonl`` show them separately.
+The objective makes each step's batch (``Objective.batch``: the users, positives and
+negatives with their final and layer-0 vectors from the step's one propagation) and hands
+it with a context (the model, the adjacency and a seeded generator) to every term. A term
+may use what it is given, draw its own negatives from the generator, or run its own
+propagation through ``LightGCN.perturbed`` with a per-layer hook, as contrastive terms do.
+One term may instead perturb the step's own propagation (``Term.step_hook``; XSimGCL as
+published): the batch then carries that propagation's whole output and the layers the hook
+kept (``Views``), and every term, the ranking loss included, sees the noisy vectors. Each
+term's value is reported under its name in the step metrics, so the loss pane and
+``metrics.jsonl`` show them separately.
 
 Adding a term is one module that calls ``register`` plus a config choice
 (``objective.loss`` for a ranking loss, ``objective.terms`` for an auxiliary one); the run
@@ -27,6 +31,16 @@ from ..model.lightgcn import LightGCN
 
 
 @dataclass(frozen=True)
+class Views:
+    """A perturbed step propagation's output for every user and item, and the layer the hook kept."""
+
+    users: torch.Tensor
+    items: torch.Tensor
+    layer_users: torch.Tensor
+    layer_items: torch.Tensor
+
+
+@dataclass(frozen=True)
 class Batch:
     """One step's triples (indices on the model's device) and their vectors from the step's propagation."""
 
@@ -39,6 +53,7 @@ class Batch:
     user_ego: torch.Tensor
     pos_ego: torch.Tensor
     neg_ego: torch.Tensor
+    views: Views | None = None
 
 
 @dataclass(frozen=True)
@@ -49,13 +64,19 @@ class Context:
 
 
 class Term(Protocol):
-    """A scalar the step minimises; ``name`` is the key it is reported under."""
+    """A scalar the step minimises; ``name`` is the key it is reported under.
+
+    A term that perturbs the step's own propagation also has ``step_hook(ctx)``, returning
+    the per-layer hook and the list the hook keeps its one layer in; other terms need not
+    define it.
+    """
 
     name: str
 
     def __call__(self, batch: Batch, ctx: Context) -> torch.Tensor: ...
 
 
+Hook = Callable[[int, torch.Tensor], torch.Tensor]
 TermFactory = Callable[[Config], Term]
 RANKING: dict[str, TermFactory] = {}
 AUXILIARY: dict[str, TermFactory] = {}
@@ -69,6 +90,26 @@ def register(name: str, factory: TermFactory, *, ranking: bool = False) -> None:
 @dataclass(frozen=True)
 class Objective:
     terms: tuple[Term, ...]
+
+    def batch(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, ctx: Context) -> Batch:
+        """The step's propagation: over the batch's rows only, or, when a term perturbs it, over
+        every node with that term's hook."""
+        model, items = ctx.model, torch.cat([pos, neg])
+        hooked = next((t.step_hook for t in self.terms if getattr(t, "step_hook", None) is not None), None)
+        views = None
+        if hooked is None:
+            u, i, eu, ei = model(ctx.adj, users, items)
+        else:
+            hook, kept = hooked(ctx)
+            all_users, all_items = model.perturbed(ctx.adj, hook)
+            (layer,) = kept
+            if model.position is not None:  # table order -> node order, as ``LightGCN.perturbed``
+                layer = layer.index_select(0, model.position)
+            views = Views(all_users, all_items, layer[: model.n_users], layer[model.n_users:])
+            u, i = all_users.index_select(0, users), all_items.index_select(0, items)
+            eu, ei = model.user_vectors().index_select(0, users), model.item_vectors().index_select(0, items)
+        (pos_out, neg_out), (pos_ego, neg_ego) = i.split(len(users)), ei.split(len(users))
+        return Batch(users, pos, neg, u, pos_out, neg_out, eu, pos_ego, neg_ego, views)
 
     def __call__(self, batch: Batch, ctx: Context) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The total to minimise and each term's value, ranking loss first."""

@@ -15,9 +15,11 @@ positive items I, L2-normalised, temperature τ, the other rows of the batch as 
 Contrast makes the embeddings more uniform on the sphere, which is what helps (the SimGCL
 paper's finding); the noise is a cheap stand-in for graph augmentations. XSimGCL takes both
 views from one propagation (its final output and its own layer l*), so it costs one extra
-propagation where SimGCL costs two. Here the ranking loss keeps the step's clean
-propagation (in XSimGCL's paper it uses the perturbed one) and the final vectors follow
-``model.combine`` (SELFRec's mean leaves out layer 0). All noise comes from the context's
+propagation where SimGCL costs two. By default the ranking loss keeps the step's clean
+propagation; with ``objective.cl_noisy_ranking`` the noisy propagation *is* the step's
+(``step_hook``), as in XSimGCL's paper and SELFRec: the ranking loss sees the noisy vectors
+and the step propagates once, over every node. The final vectors follow ``model.combine``
+(SELFRec's mean leaves out layer 0: ``hops``). All noise comes from the context's
 generator, drawn in layer order, so runs repeat. Defaults are XSimGCL's (λ 0.2, ε 0.2,
 τ 0.15, l* 1); SimGCL's paper used λ 0.5, ε 0.1, τ 0.2 on Yelp2018.
 """
@@ -30,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import Config
-from . import Batch, Context, register
+from . import Batch, Context, Hook, register
 
 
 def noise_hook(eps: float, generator: torch.Generator) -> Callable[[int, torch.Tensor], torch.Tensor]:
@@ -74,12 +76,13 @@ class SimGcl:
 class XSimGcl:
     name = "xsimgcl"
 
-    def __init__(self, weight: float, eps: float, temperature: float, layer: int) -> None:
+    def __init__(self, weight: float, eps: float, temperature: float, layer: int, noisy_ranking: bool) -> None:
         self.weight, self.eps, self.temperature, self.layer = weight, eps, temperature, layer
+        self.step_hook = self._hook if noisy_ranking else None
 
-    def __call__(self, batch: Batch, ctx: Context) -> torch.Tensor:
-        model, noisy = ctx.model, noise_hook(self.eps, ctx.generator)
-        kept: list[torch.Tensor] = []
+    def _hook(self, ctx: Context) -> tuple[Hook, list[torch.Tensor]]:
+        """The noise of every layer, keeping layer l* for the contrast."""
+        noisy, kept = noise_hook(self.eps, ctx.generator), []
 
         def perturb(k: int, h: torch.Tensor) -> torch.Tensor:
             h = noisy(k, h)
@@ -87,6 +90,15 @@ class XSimGcl:
                 kept.append(h)
             return h
 
+        return perturb, kept
+
+    def __call__(self, batch: Batch, ctx: Context) -> torch.Tensor:
+        if batch.views is not None:
+            v = batch.views
+            return self.weight * _views_loss(batch, (v.users, v.items), (v.layer_users, v.layer_items),
+                                             self.temperature)
+        model = ctx.model
+        perturb, kept = self._hook(ctx)
         final = model.perturbed(ctx.adj, perturb)
         (layer,) = kept
         if model.position is not None:  # table order -> node order, as ``LightGCN.perturbed``
@@ -102,7 +114,7 @@ def _make_simgcl(cfg: Config) -> SimGcl:
 
 def _make_xsimgcl(cfg: Config) -> XSimGcl:
     o = cfg.objective
-    return XSimGcl(o.cl_weight, o.cl_eps, o.cl_temperature, o.cl_layer)
+    return XSimGcl(o.cl_weight, o.cl_eps, o.cl_temperature, o.cl_layer, o.cl_noisy_ranking)
 
 
 register("simgcl", _make_simgcl)

@@ -37,6 +37,7 @@ from ..contract import events as ev
 from ..contract.schedule import LrSchedule, alpha_at
 from ..contract.state import RunState
 from ..errors import UserError
+from ..sinks.external import check_extras, external_sinks
 from ..sinks.jsonl import JsonlSink
 from ..train.diagnostics import retention, sample_pairs, similarity_histogram
 from ..train.ranking import evaluate_split, popularity_metrics
@@ -124,6 +125,7 @@ class Run:
         self.dataset = data.load(cfg)
         self._check_splits()
         self.objective = objective.build(cfg)
+        check_extras(cfg)
         saved = self._read_checkpoint() if self.resumed else None
         self.adj, self.model = build_model(cfg, self.dataset, self.device)
         self.sampler = NegativeSampler(self.dataset.train, self.dataset.n_users, self.dataset.n_items)
@@ -152,6 +154,7 @@ class Run:
                 self._notices.append(f"resumed with changed settings (now in {self.run_dir.config}): "
                                      f"{'; '.join(self.changed)}")
             self.sinks.insert(0, JsonlSink(self.run_dir.metrics))
+            self.sinks.extend(external_sinks(cfg, self.run_dir, resumed=self.resumed))
         except BaseException:
             self.cleanup()
             raise
@@ -344,7 +347,7 @@ class Run:
             self.state.bad_evals += 1
         for split, (metrics, seconds) in results.items():
             self.publish(ev.EvalResult(epoch=self.state.epoch, step=self.state.step, split=split,
-                                       metrics=metrics, best=improved, seconds=seconds))
+                                       metrics=metrics, best=improved and split == best_split, seconds=seconds))
         self._diagnostics()
         if improved:
             self.save_checkpoint("best")
@@ -354,7 +357,8 @@ class Run:
     @torch.no_grad()
     def _diagnostics(self) -> None:
         items = self.model.item_vectors()
-        keep, p10 = retention(items, self.model.item_start)
+        pretrained = self.cfg.model.item_init == "pretrained"
+        keep, p10 = retention(items, self.model.item_start) if pretrained else (None, None)
         edges, counts = ([], [])
         if self.pairs is not None:
             edges, counts = similarity_histogram(items, self.pairs.to(items.device), self.cfg.eval.sim_bins)
@@ -382,9 +386,7 @@ class Run:
         self._apply_lr()
         users, pos, neg = users.to(self.device), pos.to(self.device), neg.to(self.device)
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            u, i, eu, ei = self.model(self.adj, users, torch.cat([pos, neg]))
-            (pos_out, neg_out), (pos_ego, neg_ego) = i.split(len(users)), ei.split(len(users))
-            batch = objective.Batch(users, pos, neg, u, pos_out, neg_out, eu, pos_ego, neg_ego)
+            batch = self.objective.batch(users, pos, neg, self.context)
             loss, terms = self.objective(batch, self.context)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -95,6 +95,16 @@ def read_holder(run_dir: Path) -> Holder | None:
         return None
 
 
+def live_holder(run_dir: Path) -> Holder | None:
+    """The holder if it may still be training: its process is alive on this host, or it runs on
+    another host, where that cannot be checked from here. None for a free, garbled or dead lock,
+    so a run whose record says running but returns None here was interrupted."""
+    holder = read_holder(run_dir)
+    if holder is None or (holder.host == socket.gethostname() and not _alive(holder.pid)):
+        return None
+    return holder
+
+
 def _load(path: Path) -> Holder | None:
     """The holder in ``path``, or None when its contents are not one (a crash mid-write).
 

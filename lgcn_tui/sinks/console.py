@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import time
+from datetime import timedelta
+
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
+from rich.text import Text
 
 from ..contract import events as ev
 
@@ -15,6 +19,20 @@ def format_metrics(metrics: dict[str, float], keys: tuple[str, ...] = ("recall@2
     return "  ".join(f"{k} {metrics[k]:.4f}" for k in shown)
 
 
+class TrainingTimeColumn(ProgressColumn):
+    """Elapsed time less the time the run was paused: how long it has trained, not how long ago it began.
+
+    The sink keeps ``paused`` (seconds held so far) and ``paused_since`` (a ``time.monotonic``
+    instant, or None) in the task's fields.
+    """
+
+    def render(self, task: Task) -> Text:
+        since = task.fields.get("paused_since")
+        held = task.fields.get("paused", 0.0) + (time.monotonic() - since if since is not None else 0.0)
+        seconds = max((task.elapsed or 0.0) - held, 0.0)
+        return Text(str(timedelta(seconds=int(seconds))), style="progress.elapsed")
+
+
 class ConsoleSink:
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console()
@@ -23,7 +41,7 @@ class ConsoleSink:
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(),
+            TrainingTimeColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
             console=self.console,
@@ -46,12 +64,12 @@ class ConsoleSink:
             tag = "popularity baseline" if event.model == "popularity" else f"epoch {event.epoch}"
             best = "  [green](best)[/]" if event.best else ""
             self.print(f"{tag:>20}  {event.split:<5} {format_metrics(event.metrics)}{best}")
-        elif isinstance(event, ev.Diagnostics):
+        elif isinstance(event, ev.Diagnostics) and event.retention is not None:
             self.print(f"{'':>20}  retention {event.retention:.3f} (p10 {event.retention_p10:.3f})")
         elif isinstance(event, ev.CheckpointSaved) and event.reason in LOUD_CHECKPOINTS:
             self.print(f"[cyan]checkpoint ({event.reason})[/] {event.path}")
-        elif isinstance(event, ev.StateChanged) and event.state in ("paused", "stopped", "done"):
-            self.print(f"[yellow]{event.state}[/] at epoch {event.epoch}, step {event.step}")
+        elif isinstance(event, ev.StateChanged):
+            self._state(event)
         elif isinstance(event, ev.LrChanged):
             self.print(f"[magenta]{event.group} lr set to {event.lr:.3g}[/] at step {event.step}")
         elif isinstance(event, ev.Message):
@@ -79,6 +97,44 @@ class ConsoleSink:
             self.progress.reset(self.epoch_task, total=self.steps_per_epoch, info="")
         self.progress.update(self.run_task, completed=event.step + 1, info=f"epoch {event.epoch + 1}/{self.epochs}")
         self.progress.update(self.epoch_task, completed=done_in_epoch, info=f"loss {event.loss:.4f}")
+
+    def _state(self, event: ev.StateChanged) -> None:
+        if event.state in ("paused", "running"):
+            self._hold(event.state == "paused")
+        if event.state in ("stopped", "done"):
+            self._settle(event)
+        if event.state in ("paused", "stopped", "done"):
+            self.print(f"[yellow]{event.state}[/] at epoch {event.epoch}, step {event.step}")
+
+    def _task(self, task_id: int) -> Task:
+        return next(t for t in self.progress.tasks if t.id == task_id)
+
+    def _hold(self, paused: bool) -> None:
+        """Start or end a pause in both bars' training time."""
+        now = time.monotonic()
+        for task_id in (self.run_task, self.epoch_task):
+            if task_id is None:
+                continue
+            fields = self._task(task_id).fields
+            since = fields.get("paused_since")
+            if paused and since is None:
+                fields["paused_since"] = now
+            elif not paused and since is not None:
+                fields["paused"] = fields.get("paused", 0.0) + now - since
+                fields["paused_since"] = None
+
+    def _settle(self, event: ev.StateChanged) -> None:
+        """A run that ends early must not leave "epoch 48/1000 … ETA 0:12:18" on screen: the bars
+        end where the run did, full, and say so."""
+        if self.run_task is None or self.epoch_task is None:
+            return
+        done = event.step
+        if done < self.steps_per_epoch * self.epochs:
+            info = f"{event.state} in epoch {event.epoch + 1} of {self.epochs}"
+            self.progress.update(self.run_task, total=max(done, 1), completed=done, info=info)
+            epoch_done = self._task(self.epoch_task).completed
+            self.progress.update(self.epoch_task, total=max(epoch_done, 1), completed=epoch_done)
+        self.progress.stop()
 
     def flush(self) -> None:
         return None

@@ -119,16 +119,26 @@ def _metric_text(metrics: dict[str, float]) -> str:
     return "  ".join(f"{k} {metrics[k]:.4f}" for k in shown if metrics[k] is not None)
 
 
+def _asked(event: ev.CommandReceived) -> str:
+    """"paused by key p", "item lr 0.0005 asked by lgcn-tui send": what was asked, by whom."""
+    args = event.args
+    what = {"pause": "paused", "resume": "resumed", "checkpoint": "checkpoint asked", "evaluate": "evaluation asked",
+            "stop": "stop asked" + ("" if args.get("save", True) else " (no checkpoint)"),
+            "set_lr": f"{args.get('group')} lr {args.get('lr', 0):.3g} asked"}.get(event.command, event.command)
+    return f"{what} by {event.source}" if event.source else what
+
+
 def describe(event: ev.Event) -> LogLine | None:
     """The event-log line for an event, or None for events that only feed the panes."""
     text: str | None = None
     level = "info"
     if isinstance(event, ev.RunStarted):
-        text = f"{'resumed' if event.resumed else 'started'} {event.name} at step {event.start_step} in {event.run_dir}"
+        text = f"{'resumed' if event.resumed else 'started'} {Path(event.run_dir).name} at step {event.start_step}"
     elif isinstance(event, ev.CheckpointSaved):
         text = f"checkpoint ({event.reason}) {event.path}"
     elif isinstance(event, ev.LrChanged):
-        text = f"{event.group} lr set to {event.lr:.3g} at step {event.step} ({event.source})"
+        why = " (rollback after divergence)" if event.source == "rollback" else ""
+        text = f"{event.group} lr set to {event.lr:.3g} at step {event.step}{why}"
     elif isinstance(event, ev.EvalResult):
         tag = "popularity" if event.model == "popularity" else f"eval ep {event.epoch}"
         text = f"{tag} {event.split} {_metric_text(event.metrics)}{'  best' if event.best else ''}"
@@ -136,7 +146,7 @@ def describe(event: ev.Event) -> LogLine | None:
         text = f"{event.state} at step {event.step}"
         level = "error" if event.state == "error" else "info"
     elif isinstance(event, ev.CommandReceived):
-        text = f"command {event.command} from {event.source}"
+        text = _asked(event)
     elif isinstance(event, ev.EpochEnd):
         text = f"epoch {event.epoch + 1} done: mean loss {event.mean_loss:.4f} in {event.seconds:.1f} s"
     elif isinstance(event, ev.Message):
@@ -335,7 +345,8 @@ class History:
                 s.eval_seconds += event.seconds
         elif isinstance(event, ev.Diagnostics):
             s.diagnostics = event
-            self._retention.append((event.step, event.retention))
+            if event.retention is not None:
+                self._retention.append((event.step, event.retention))
         elif isinstance(event, ev.CheckpointSaved):
             s.checkpoint = event.path
         elif isinstance(event, ev.EpochEnd):

@@ -80,7 +80,7 @@ class Dashboard(App[int]):
         Binding("question_mark", "help", "help", key_display="?", id="help", tooltip="this screen"),
         Binding("q", "quit", "quit", id="quit",
                 tooltip="quit: live, asks about a checkpoint and stops the trainer; watch, detaches"),
-        Binding("ctrl+c", "interrupt", "quit", show=False, priority=True, id="interrupt",
+        Binding("ctrl+c", "interrupt", "quit", show=False, priority=True, key_display="ctrl+c", id="interrupt",
                 tooltip="as q; a second ctrl+c saves a checkpoint and quits"),
     ]
 
@@ -145,7 +145,7 @@ class Dashboard(App[int]):
             return
         if not self.quitting:
             self.quitting = True
-            self.control.send(cmd.Stop(save=True))
+            self.control.send(cmd.Stop(save=True, source=signal.Signals(signum).name))
 
     def on_resize(self) -> None:
         """Panes that skip unchanged data must still redraw for a new size, once it is laid out."""
@@ -212,7 +212,7 @@ class Dashboard(App[int]):
         for signum in STOP_SIGNALS:
             loop.remove_signal_handler(signum)
         if self.control.live and self.worker is not None and not self.worker.is_finished:
-            self.control.send(cmd.Stop(save=True))
+            self.control.send(cmd.Stop(save=True, source="the dashboard closing"))
 
     # ----- commands -----------------------------------------------------------------
     def _can_send(self, what: str) -> bool:
@@ -225,24 +225,30 @@ class Dashboard(App[int]):
             return False
         return True
 
+    def _by(self, key: str) -> str:
+        """Who asked, for the run's log: the key, and whether it was pressed in ``watch``."""
+        return f"key {key} in watch" if self.watching else f"key {key}"
+
     def _send(self, command: cmd.Command, what: str) -> None:
         if not self._can_send(what):
             return
         self.control.send(command)
         if self.watching:
-            self.notify(f"sent {what} to {self.source.run_dir / CONTROL_FILE}", timeout=3)
+            # In the log, not a toast: a toast would sit over the embeddings pane at 80×24.
+            self.history.handle(ev.Message(level="info", text=f"sent {what} to the run's {CONTROL_FILE} file"))
+            self.refresh_panes(force=True)
 
     def action_pause(self) -> None:
         if self.history.state == RunState.PAUSED:
-            self._send(cmd.Resume(), "resume")
+            self._send(cmd.Resume(source=self._by("p")), "resume")
         else:
-            self._send(cmd.Pause(), "pause")
+            self._send(cmd.Pause(source=self._by("p")), "pause")
 
     def action_checkpoint(self) -> None:
-        self._send(cmd.SaveCheckpoint(), "save a checkpoint")
+        self._send(cmd.SaveCheckpoint(source=self._by("c")), "save a checkpoint")
 
     def action_evaluate(self) -> None:
-        self._send(cmd.Evaluate(), "evaluate")
+        self._send(cmd.Evaluate(source=self._by("e")), "evaluate")
 
     def current_lr(self, group: str) -> float | None:
         """The group's rate now; before the item group starts, the rate it will start from."""
@@ -262,7 +268,8 @@ class Dashboard(App[int]):
 
         def apply(value: float | None) -> None:
             if value is not None:
-                self._send(cmd.SetLr(group, value), f"{group} lr {value:.4g}")
+                self._send(cmd.SetLr(group, value, source=self._by("l" if group == "item" else "u")),
+                           f"{group} lr {value:.4g}")
 
         self.push_screen(LrDialog(group, current), apply)
 
@@ -272,7 +279,7 @@ class Dashboard(App[int]):
             self.notify("the run has not started yet; try again in a moment", severity="warning")
             return
         try:
-            command = cmd.SetLr("item", current * factor)
+            command = cmd.SetLr("item", current * factor, source=self._by("[" if factor < 1 else "]"))
         except UserError as exc:
             self.notify(f"item lr {current:.4g} × {factor:g} refused: {exc}", severity="error")
             return
@@ -311,7 +318,7 @@ class Dashboard(App[int]):
         if save is None:
             return
         self.quitting = True
-        self.control.send(cmd.Stop(save=save))
+        self.control.send(cmd.Stop(save=save, source=self._by("q")))
         self.refresh_panes(force=True)
         if self.worker is None or self.worker.is_finished:
             self.exit(self.exit_code, return_code=self.exit_code)

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from ..contract import events as ev
+from ..contract.control_file import ControlFileReader
 from ..rundir import RunDir
 from ..run.lifecycle import Run
 from ..sinks.buffer import EventBuffer
@@ -33,11 +35,13 @@ class Source(Protocol):
 class LiveSource:
     """A run already set up, so config and data errors surfaced before the dashboard opened.
 
-    ``buffer`` is one of the run's sinks.
+    ``buffer`` is one of the run's sinks. The run's control file is read too, so ``lgcn-tui
+    send`` and ``watch`` from another shell steer a dashboard run as they steer a headless one.
     """
 
     run: Run
     buffer: EventBuffer = field(default_factory=EventBuffer)
+    reader: ControlFileReader | None = field(default=None, init=False)
 
     @property
     def control(self) -> Control:
@@ -56,6 +60,13 @@ class LiveSource:
             self.run.cleanup()
 
     def pull(self, history: History) -> None:
+        if self.reader is None:
+            self.reader = ControlFileReader(self.run_dir)
+        for item in self.reader.poll():
+            if isinstance(item, str):
+                history.handle(ev.Message(level="warning", text=item))
+            else:
+                self.run.send(item)
         self.buffer.drain(history)
 
 

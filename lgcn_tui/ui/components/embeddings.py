@@ -54,7 +54,10 @@ class EmbeddingPane(Vertical):
             text.append("α -", style="bold")
         d = snap.diagnostics
         text.append("\n")
-        if d is None:
+        if run is not None and run.item_mode == "xavier":
+            text.append("retention n/a", style="bold")
+            text.append(" (no pretrained items)", style=MUTED)
+        elif d is None or d.retention is None:
             text.append("retention - (after the first evaluation)", style=MUTED)
         else:
             text.append(f"retention {d.retention:.3f}", style="bold")

@@ -42,7 +42,8 @@ class EvalPane(Static):
         split = "valid" if any(e.split == "valid" for e in snap.evals) or "valid" in snap.baseline else "test"
         evals: list[EvalResult] = [e for e in snap.evals if e.split == split]
         last = evals[-1] if evals else None
-        best = next((e for e in reversed(evals) if e.best), None)
+        chose = next((e.step for e in reversed(snap.evals) if e.best), None)
+        best = next((e for e in reversed(evals) if e.step == chose), None)
         baseline = snap.baseline.get(split)
         title = f"eval {split}"
         if last is not None:

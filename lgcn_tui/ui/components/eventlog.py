@@ -16,10 +16,13 @@ from ...sinks.history import LogLine, Snapshot
 from ..theme import KIND_COLOURS, LEVEL_COLOURS, MUTED
 
 
-def render_line(line: LogLine) -> Text:
+def render_line(line: LogLine, run_dir: str = "") -> Text:
+    """Paths inside the run directory are shown from it (``checkpoints/step-….pt``): the header
+    names the run, and a short path wraps at its space instead of breaking mid-name."""
     text = Text(time.strftime("%H:%M:%S ", time.localtime(line.t)), style=MUTED)
     colour = LEVEL_COLOURS.get(line.level) or KIND_COLOURS.get(line.kind, "")
-    text.append(line.text, style=f"bold {colour}" if line.level == "error" else colour)
+    shown = line.text.replace(run_dir.rstrip("/") + "/", "") if run_dir else line.text
+    text.append(shown, style=f"bold {colour}" if line.level == "error" else colour)
     return text
 
 
@@ -43,6 +46,6 @@ class EventLog(Static):
         for line in reversed(snap.log):
             if len(rows) >= height:
                 break
-            rows[:0] = render_line(line).wrap(self.app.console, width)
+            rows[:0] = render_line(line, snap.run.run_dir if snap.run else "").wrap(self.app.console, width)
             self.plain.insert(0, line.text)
         self.update(Text("\n").join(rows[-height:] if height else []), layout=False)

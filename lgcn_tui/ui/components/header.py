@@ -18,7 +18,11 @@ def _count(n: int) -> str:
 
 
 class RunHeader(Horizontal):
-    """Run folder, preset, device and dataset sizes on the left (cut to fit); the state on the right."""
+    """Run folder, dataset sizes, device and preset on the left; the state on the right.
+
+    The dataset size is never cut: when the line is too narrow, the preset goes first, then the
+    device's detail, then the device, and only then is the run's name shortened.
+    """
 
     def __init__(self, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -35,11 +39,8 @@ class RunHeader(Horizontal):
         if run is None:
             left = f"[b]{escape(fallback_name)}[/]  [{MUTED}]waiting for the run to start[/]"
         else:
-            d = run.dataset
-            data = f"{_count(d.get('users', 0))}×{_count(d.get('items', 0))} · {_count(d.get('train', 0))} train"
-            preset = f" · {escape(run.preset)}" if run.preset else ""
-            bar = f"  [{MUTED}]│[/] "
-            left = f"[b]{escape(Path(run.run_dir).name)}[/]{preset}{bar}{escape(run.device)}{device_note}{bar}{data}"
+            left = self._fit(Path(run.run_dir).name, run.preset, run.device + device_note, run.dataset,
+                             self.run_text.content_size.width or 10_000)
         mode = f"[{MUTED}]watch[/] " if watching else ""
         right = f"{mode}[b {STATE_COLOURS.get(state, MUTED)}]● {state}[/]"
         if (left, right) == self.shown:
@@ -47,3 +48,19 @@ class RunHeader(Horizontal):
         self.shown = (left, right)
         self.run_text.update(left, layout=False)
         self.state_text.update(right, layout=False)
+
+    @staticmethod
+    def _fit(name: str, preset: str, device: str, dataset: dict[str, int], width: int) -> str:
+        data = f"{_count(dataset.get('users', 0))}×{_count(dataset.get('items', 0))} · " \
+               f"{_count(dataset.get('train', 0))} train"
+        short_device = device.split(" (")[0]
+        for parts in ((f"{name} · {preset}" if preset else name, data, device), (name, data, device),
+                      (name, data, short_device), (name, data)):
+            if len(" │ ".join(parts)) <= width:
+                break
+        else:
+            room = max(width - len(data) - 3, 2)
+            parts = (name if len(name) <= room else name[:room - 1] + "…", data)
+        head, *rest = parts
+        bar = f" [{MUTED}]│[/] "
+        return f"[b]{escape(head)}[/]" + "".join(f"{bar}{escape(p)}" for p in rest)

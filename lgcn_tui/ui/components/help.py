@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -22,7 +23,12 @@ PANES = """\
 [b]log[/]       checkpoints, LR changes, evaluations, commands, warnings"""
 
 
+CLOSE_HINT = "esc, ? or q closes · ↑↓ PgUp PgDn scroll"
+
+
 class HelpScreen(ModalScreen[None]):
+    """Its border says how to close and scroll it, since at 80×24 its end is below the screen."""
+
     BINDINGS = [
         Binding("escape", "close", "close", id="help-close"),
         Binding("question_mark", "close", "close", key_display="?", show=False, id="help-close-key"),
@@ -34,14 +40,20 @@ class HelpScreen(ModalScreen[None]):
         self.keys, self.watching = keys, watching
 
     def compose(self) -> ComposeResult:
-        width = max((len(k) for k, _ in self.keys), default=1)
         mode = ("watching a headless run: keys write to its control file; quitting detaches and the run goes on"
                 if self.watching else "keys act on the trainer between steps; quitting stops it cleanly")
-        rows = [part for key, text in self.keys for part in ((f"{key:>{width}}", "bold"), f"  {text}\n")]
-        keys = Text.assemble(("Keys", "bold"), f" ({mode})\n\n", *rows)
-        with VerticalScroll(id="help", classes="dialog"):
+        keys = Table.grid(padding=(0, 2))
+        keys.add_column(justify="right", style="bold", no_wrap=True)
+        keys.add_column()
+        for key, text in self.keys:
+            keys.add_row(key, text)
+        body = VerticalScroll(id="help", classes="dialog")
+        body.border_title = "help"
+        body.border_subtitle = CLOSE_HINT
+        with body:
+            yield Static(Text.assemble(("Keys", "bold"), f" ({mode})"))
             yield Static(keys)
-            yield Static(f"[b]Panes[/]\n\n{PANES}\n\n[dim]esc closes · arrows scroll[/]")
+            yield Static(f"[b]Panes[/]\n\n{PANES}")
 
     def action_close(self) -> None:
         self.dismiss(None)
