@@ -38,7 +38,7 @@ from lgcn_tui.run.lifecycle import Run
 from lgcn_tui.sinks.jsonl import JsonlSink, read_events
 from lgcn_tui.ui.app import Dashboard, farewell, live_app, watch_app
 from lgcn_tui.ui.components.charts import LossChart, LrChart
-from lgcn_tui.ui.components.dialogs import LrDialog, QuitDialog
+from lgcn_tui.ui.components.dialogs import LrDialog, QuitDialog, RunPicker
 from lgcn_tui.ui.components.evals import EvalPane
 from lgcn_tui.ui.components.eventlog import EventLog
 from lgcn_tui.ui.components.help import HelpScreen
@@ -388,6 +388,41 @@ def test_what_a_user_reads_is_whole_at_80x24_and_at_160x45(finished_run: rundir.
     drive(app, scenario, size=size)
 
 
+def test_o_overlays_another_runs_loss_and_recall_and_can_take_it_away(finished_run: rundir.RunDir) -> None:
+    cfg = tiny_config(finished_run.path.parent, "run.name=other")
+    other = rundir.create(cfg, "demo")
+    sink = JsonlSink(other.metrics)
+    for event in fixture_events():
+        if isinstance(event, ev.StepMetrics):
+            event.loss *= 3
+        if isinstance(event, ev.EvalResult) and event.model == "lightgcn":
+            event.metrics = {k: v / 2 for k, v in event.metrics.items()}
+        sink.handle(event)
+    sink.close()
+    app = watch_app(finished_run, interval=0.02)
+
+    async def scenario(pilot: Pilot) -> None:
+        await loaded(pilot)
+        loss = app.loss
+        await pilot.press("o")
+        await until(pilot, lambda: isinstance(app.screen, RunPicker), "the run picker")
+        await pilot.press("enter")
+        await until(pilot, lambda: loss.overlay is not None, "the other run to load")
+        assert loss.overlay.name == other.path.name
+        assert loss.overlay.snap.steps.loss[0] == pytest.approx(3 * app.history.snapshot().steps.loss[0])
+        await until(pilot, lambda: f"vs {other.path.name}" in str(loss.border_title), "the loss title to name it")
+        evals = "\n".join(rendered(app, "#evals"))
+        assert any(line.startswith("vs ") and line.rstrip().endswith("0.1100") for line in rendered(app, "#evals")), \
+            evals  # the other run's best R@20: half of this run's 0.2200
+        await pilot.press("o")
+        await until(pilot, lambda: isinstance(app.screen, RunPicker), "the run picker again")
+        await pilot.press("enter")  # the first choice is now "no overlay"
+        await until(pilot, lambda: loss.overlay is None, "the overlay to go")
+        await pilot.press("q")
+
+    drive(app, scenario)
+
+
 def test_watching_a_finished_run_shows_its_history_and_sends_nothing(finished_run: rundir.RunDir) -> None:
     app = watch_app(finished_run, interval=0.02)
     control = finished_run.path / control_file.CONTROL_FILE
@@ -406,6 +441,28 @@ def test_watching_a_finished_run_shows_its_history_and_sends_nothing(finished_ru
 
     drive(app, scenario)
     assert app.return_code == 0
+
+
+@pytest.mark.parametrize(("last_state", "says_resume"), [("done", False), ("stopped", True), ("running", True)])
+def test_detaching_from_watch_says_how_to_resume_a_run_that_did_not_finish(tmp_path: Path, last_state: str,
+                                                                           says_resume: bool) -> None:
+    """A record that says running with nobody holding the lock is an interrupted run."""
+    run = rundir.create(tiny_config(tmp_path), "demo")
+    sink = JsonlSink(run.metrics)
+    for event in fixture_events()[:-1]:
+        sink.handle(event)
+    sink.handle(ev.StateChanged(state=last_state, epoch=EPOCHS, step=EPOCHS * SPE))
+    sink.close()
+    app = watch_app(run, interval=0.02)
+
+    async def scenario(pilot: Pilot) -> None:
+        await until(pilot, lambda: app.history.state == last_state, "the record to load")
+        await pilot.press("q")
+
+    drive(app, scenario)
+    printed = io.StringIO()
+    farewell(app, Console(file=printed, width=400))
+    assert ("resume with: lgcn-tui train --resume" in printed.getvalue()) == says_resume
 
 
 # ----- watch: a headless run in another process -------------------------------------------

@@ -37,17 +37,19 @@ from ..contract import events as ev
 from ..contract.control_file import CONTROL_FILE
 from ..contract.state import FINISHED, RunState
 from ..errors import UserError
+from ..run import catalog
 from ..run.lifecycle import Run
 from ..rundir import RunDir
 from ..sinks.history import History, Snapshot, load
 from .components.charts import Chart, GradChart, LossChart, LrChart
-from .components.dialogs import LrDialog, QuitDialog
+from .components.dialogs import CLEAR, LrDialog, QuitDialog, RunPicker
 from .components.embeddings import EmbeddingPane
 from .components.evals import EvalPane
 from .components.eventlog import EventLog
 from .components.header import RunHeader
 from .components.help import HelpScreen
 from .components.progress import ProgressLine
+from .overlay import Overlay, read_overlay
 from .sources import LiveSource, Source, WatchSource
 
 TICK_HZ = 4.0
@@ -77,6 +79,8 @@ class Dashboard(App[int]):
                 tooltip="double the item learning rate"),
         Binding("e", "evaluate", "eval", id="evaluate", tooltip="evaluate now on valid and test"),
         Binding("r", "toggle_raw", "raw", id="raw-loss", tooltip="show or hide the raw loss under the smoothed one"),
+        Binding("o", "overlay", "overlay", id="overlay", show=False,
+                tooltip="overlay another run's loss and R@20 (picked from the runs beside this one)"),
         Binding("question_mark", "help", "help", key_display="?", id="help", tooltip="this screen"),
         Binding("q", "quit", "quit", id="quit",
                 tooltip="quit: live, asks about a checkpoint and stops the trainer; watch, detaches"),
@@ -111,7 +115,8 @@ class Dashboard(App[int]):
         self.loss = LossChart(id="loss")
         self.charts: list[Chart] = [self.loss, GradChart(id="grad"), LrChart(id="lr")]
         progress = ProgressLine(id="progress")
-        panes = [EvalPane(id="evals"), EventLog(id="log"), EmbeddingPane(id="embeddings")]
+        self.evals = EvalPane(id="evals")
+        panes = [self.evals, EventLog(id="log"), EmbeddingPane(id="embeddings")]
         self.redraws: list[Callable[[Snapshot], None]] = [pane.show for pane in (*panes, progress)]
         yield self.header
         yield progress
@@ -289,6 +294,32 @@ class Dashboard(App[int]):
         self.loss.raw = not self.loss.raw
         self.refresh_panes(force=True)
 
+    def action_overlay(self) -> None:
+        folder = self.source.run_dir.parent
+        others = [s for s in catalog.list_runs(folder) if s.path.resolve() != self.source.run_dir.resolve()]
+        if not others and self.loss.overlay is None:
+            self.notify(f"no other run in {folder} to overlay", severity="warning")
+            return
+        lines = [(str(s.path), f"{s.name}  {s.state}  best R@20 "
+                  + (f"{s.record.best_recall:.4f}" if s.record.best_recall is not None else "-")) for s in others]
+
+        def picked(path: str | None) -> None:
+            if path == CLEAR:
+                self._show_overlay(None)
+            elif path is not None:
+                self._load_overlay(Path(path), catalog.label(Path(path), folder))
+
+        self.push_screen(RunPicker(lines, clearable=self.loss.overlay is not None), picked)
+
+    @work(thread=True, exclusive=True, group="overlay")
+    def _load_overlay(self, path: Path, name: str) -> None:
+        """A long run's file takes a moment to read: off the UI thread."""
+        self.call_from_thread(self._show_overlay, read_overlay(path, name))
+
+    def _show_overlay(self, overlay: Overlay | None) -> None:
+        self.loss.overlay = self.evals.overlay = overlay
+        self.refresh_panes(force=True)
+
     def action_help(self) -> None:
         keys = [(self.get_key_display(b), b.tooltip or b.description) for b in self.BINDINGS if isinstance(b, Binding)]
         self.push_screen(HelpScreen(keys, self.watching))
@@ -362,7 +393,8 @@ def farewell(app: Dashboard, console: Console) -> None:
     console.print(f"{state} run directory: {escape(str(app.source.run_dir))}", highlight=False)
     if snap.checkpoint:
         console.print(f"last checkpoint: {escape(snap.checkpoint)}", highlight=False)
-    if not app.watching and snap.state != RunState.DONE:
+    state = catalog.summarise(app.source.run_dir, app.source.run_dir.name).state if app.watching else snap.state
+    if state in ("stopped", "error", "interrupted") or (not app.watching and state != RunState.DONE):
         console.print(f"resume with: lgcn-tui train --resume {escape(str(app.source.run_dir))}", highlight=False)
 
 

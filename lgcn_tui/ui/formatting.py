@@ -52,12 +52,14 @@ def duration(seconds: float | None) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def bars(values: Sequence[float], width: int) -> str:
-    """A one-row block chart of the last ``width`` values, scaled between their min and max."""
+def bars(values: Sequence[float], width: int, scale: tuple[float, float] | None = None) -> str:
+    """A one-row block chart of the last ``width`` values, scaled between their min and max, or
+    ``scale`` (low, high) so that two rows compare."""
     shown = [v for v in values if v is not None and math.isfinite(v)][-width:] if width > 0 else []
     if not shown:
         return ""
-    low, high = min(shown), max(shown)
+    low, high = scale if scale is not None else (min(shown), max(shown))
+    shown = [min(max(v, low), high) for v in shown]
     span = high - low
     top = len(BLOCKS) - 1
     return "".join(BLOCKS[top if span == 0 else round((v - low) / span * top)] for v in shown)

@@ -8,6 +8,7 @@ CLIP = "#ff5f5f"
 LOSS_EMA = "#87ff87"
 LOSS_RAW = "#626262"
 NOW = "#808080"
+OVERLAY = "#d787af"
 MUTED = "#8a8a8a"
 
 STATE_COLOURS = {

@@ -20,7 +20,8 @@ from ...sinks.history import Snapshot
 from ..braille import Figure, Series, rasterise
 from ..formatting import axis_number, short_number
 from ..series import downsample, log10, lr_plan
-from ..theme import CLIP, GROUP_COLOURS, GROUP_PLAN_COLOURS, LOSS_EMA, LOSS_RAW, MUTED, NOW
+from ..overlay import Overlay
+from ..theme import CLIP, GROUP_COLOURS, GROUP_PLAN_COLOURS, LOSS_EMA, LOSS_RAW, MUTED, NOW, OVERLAY
 
 LABEL_WIDTH = 6
 TALL = 10
@@ -40,6 +41,7 @@ class Chart(Widget):
         self.log_scale = log
         self.raw = False
         self.figure = Figure()
+        self.overlay: Overlay | None = None
         self.shown: tuple[object, ...] | None = None
         self._strips: list[Strip] | None = None
 
@@ -47,7 +49,7 @@ class Chart(Widget):
         """Rebuild only when the series, the plan or the pane changed."""
         s = snap.steps
         key = (len(s), s.step[-1] if len(s) else None, snap.step, snap.run is not None,
-               snap.schedule, tuple(snap.lr_now.values()), self.raw, self.size)
+               snap.schedule, tuple(snap.lr_now.values()), self.raw, self.size, id(self.overlay))
         if key != self.shown:
             self.shown = key
             self.figure = self.build(snap)
@@ -122,13 +124,20 @@ class LossChart(Chart):
         n = self.points()
         series = [Series(*downsample(s.step, s.loss, n, "mean"), LOSS_RAW)] if self.raw else []
         series.append(Series(*downsample(s.step, s.loss_ema, n, "last"), LOSS_EMA))
+        end = float(max(snap.step, 1))
+        other = self.overlay.snap.steps if self.overlay is not None else None
+        if other is not None and len(other):
+            series.insert(0, Series(*downsample(other.step, other.loss_ema, n, "last"), OVERLAY))
+            end = max(end, float(other.step[-1]))
         last = snap.last
         if last is not None and last.terms:  # they add up to the raw loss, so they stand in for it
             after = " ·" + "".join(f" {name} {short_number(value)}" for name, value in last.terms.items())
         else:
             after = f"  [{LOSS_RAW}]raw {short_number(last.loss)}[/]" if last and self.raw else ""
+        if other is not None and len(other):
+            after += f"  [{OVERLAY}]vs {self.overlay.name} {short_number(float(other.loss_ema[-1]))}[/]"
         self.border_title = f"loss [{LOSS_EMA}]{short_number(float(s.loss_ema[-1]))}[/]{after}"
-        return Figure(series, xlim=(0.0, float(max(snap.step, 1))))
+        return Figure(series, xlim=(0.0, end))
 
 
 class GradChart(Chart):

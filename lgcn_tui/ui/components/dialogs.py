@@ -1,4 +1,4 @@
-"""Small modal dialogs: set a learning rate, confirm quitting."""
+"""Small modal dialogs: set a learning rate, confirm quitting, pick a run to overlay."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Input, Static
+from textual.widgets import Input, OptionList, Static
+from textual.widgets.option_list import Option
 
 from ...errors import UserError
 from ...contract.commands import MAX_LR, MIN_LR, check_lr
@@ -75,3 +76,35 @@ class QuitDialog(ModalScreen[bool | None]):
 
     def action_answer(self, save: bool | None) -> None:
         self.dismiss(save)
+
+
+CLEAR = ""
+
+
+class RunPicker(ModalScreen[str | None]):
+    """Answers a run directory's path, ``CLEAR`` (no overlay) or None (cancelled).
+
+    ``runs``: (path, line to show) for each run the user may pick.
+    """
+
+    BINDINGS = [Binding("escape", "cancel", "cancel", id="picker-cancel")]
+
+    def __init__(self, runs: list[tuple[str, str]], clearable: bool) -> None:
+        super().__init__()
+        self.runs, self.clearable = runs, clearable
+
+    def compose(self) -> ComposeResult:
+        options = [Option("no overlay", id="clear")] if self.clearable else []
+        options += [Option(line, id=f"run-{i}") for i, (_, line) in enumerate(self.runs)]
+        with Vertical(id="run-picker", classes="dialog"):
+            yield Static("[b]Overlay another run[/]  its loss and R@20 behind this run's")
+            yield OptionList(*options, id="run-options")
+            yield Static("enter pick · esc cancel", classes="hint")
+
+    @on(OptionList.OptionSelected, "#run-options")
+    def _picked(self, event: OptionList.OptionSelected) -> None:
+        chosen = event.option.id or ""
+        self.dismiss(CLEAR if chosen == "clear" else self.runs[int(chosen.removeprefix("run-"))][0])
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

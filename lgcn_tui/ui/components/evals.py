@@ -10,7 +10,8 @@ from textual.widgets import Static
 from ...sinks.history import Snapshot
 from ...contract.events import EvalResult
 from ..formatting import bars
-from ..theme import MUTED
+from ..overlay import Overlay
+from ..theme import MUTED, OVERLAY
 
 HEADLINE_K = 20
 
@@ -29,13 +30,14 @@ class EvalPane(Static):
 
     def __init__(self, id: str | None = None) -> None:
         super().__init__(id=id)
+        self.overlay: Overlay | None = None
         self.shown: tuple[object, ...] | None = None
 
     def show(self, snap: Snapshot) -> None:
         """Redrawn when an evaluation arrives: keyed by the newest one, since the history keeps a
         bounded number and its length stops changing on a long run."""
         newest = (snap.evals[-1].step, snap.evals[-1].split, snap.evals[-1].t) if snap.evals else None
-        key = (newest, len(snap.evals), len(snap.baseline), self.content_size.width)
+        key = (newest, len(snap.evals), len(snap.baseline), self.content_size.width, id(self.overlay))
         if key == self.shown:
             return
         self.shown = key
@@ -68,4 +70,23 @@ class EvalPane(Static):
             values = [v for v in (e.metrics.get(key) for e in evals) if v is not None]
             if values:
                 trend.append(Text.assemble((f"{label} ", MUTED), (bars(values, width), "#87ff87")))
+        if self.overlay is not None:
+            trend = self._compared(evals, split, width)
         self.update(Group(table, *trend), layout=False)
+
+    def _compared(self, evals: list[EvalResult], split: str, width: int) -> list[Text]:
+        """R@20 of this run and of the overlay ("vs", named in the loss pane's title) on one scale,
+        each with its best value."""
+        assert self.overlay is not None
+        key = f"recall@{HEADLINE_K}"
+        mine = [e.metrics[key] for e in evals if key in e.metrics]
+        theirs = [e.metrics[key] for e in self.overlay.snap.evals if e.split == split and key in e.metrics]
+        both = mine + theirs
+        if not both:
+            return [Text(f"vs {self.overlay.name}: no {split} evaluation yet", style=OVERLAY)]
+        scale = (min(both), max(both))
+        rows = []
+        for label, values, colour in (("R@20", mine, "#87ff87"), ("vs  ", theirs, OVERLAY)):
+            best = f" {max(values):.4f}" if values else " -"
+            rows.append(Text.assemble((f"{label} ", MUTED), (bars(values, width - 7, scale), colour), (best, colour)))
+        return rows
