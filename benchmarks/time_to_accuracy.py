@@ -71,10 +71,9 @@ class Curve:
 def parse_curve(text: str, out: Path) -> tuple[str, cfgmod.Config]:
     name, _, spec = text.partition("=")
     preset, *overrides = spec.split(";")
-    path = presets.find(preset)
-    cfg = cfgmod.resolve(cfgmod.load_toml(path), str(path),
-                         [*overrides, "eval.every=1", "eval.patience=0", "eval.sim_pairs=0", "eval.ks=[20]",
-                          "run.epochs=100000", f'run.out_dir="{out / name}"', f'run.name="{name}"'])
+    cfg = cfgmod.from_preset(presets.find(preset),
+                             [*overrides, "eval.every=1", "eval.patience=0", "eval.sim_pairs=0", "eval.ks=[20]",
+                              "run.epochs=100000", f'run.out_dir="{out / name}"', f'run.name="{name}"'])
     return name, cfg
 
 

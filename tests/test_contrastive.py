@@ -18,7 +18,7 @@ from lgcn_tui.errors import UserError
 from lgcn_tui.graph.adjacency import build_adjacency
 from lgcn_tui.model.lightgcn import LightGCN
 from lgcn_tui.objective.bpr import Bpr
-from lgcn_tui.objective.contrastive import SimGcl, XSimGcl
+from lgcn_tui.objective.contrastive import SimGcl, XSimGcl, uniform
 from lgcn_tui.objective.softmax import SampledSoftmax
 from lgcn_tui.sinks.jsonl import read_events
 
@@ -77,7 +77,7 @@ def dense_propagation(adj, model: LightGCN, noise=None, keep: int | None = None,
         h = dense @ h
         if noise is not None:
             generator, eps = noise
-            r = torch.rand(h.shape, generator=generator).double()
+            r = uniform(h.shape, generator, h.device).double()  # the module's draw, tested on its own below
             h = h + eps * torch.sign(h) * r / r.norm(dim=1, keepdim=True)
         layers.append(h)
         if k == keep:
@@ -225,6 +225,18 @@ def test_noisy_ranking_gives_bpr_and_xsimgcl_one_noisy_propagation(combine: str)
     want.backward()
     assert_same(got, (want.detach(), model.user.grad.clone(), model.item.grad.clone()))
     assert terms["bpr"].item() == pytest.approx(bpr.item(), rel=1e-5)
+
+
+def test_the_noise_draw_is_uniform_in_every_lane_and_repeats_by_seed() -> None:
+    shape = torch.Size([30_001, 7])  # not a multiple of three: the last draw is cut
+    values = uniform(shape, torch.Generator().manual_seed(3), torch.device("cpu"))
+    assert values.shape == shape and values.dtype == torch.float32
+    assert 0 < values.min() and values.max() < 1
+    flat = values.reshape(-1)[: 3 * (values.numel() // 3)].view(-1, 3)
+    for lane in range(3):  # a biased lane (e.g. a 63-bit draw's always-zero top bit) would sit near 0.25 or 0.75
+        assert abs(flat[:, lane].mean().item() - 0.5) < 0.01 and abs(flat[:, lane].std().item() - 12**-0.5) < 0.01
+    assert torch.histc(values, bins=10, min=0, max=1).div(values.numel()).sub(0.1).abs().max() < 0.005
+    assert torch.equal(values, uniform(shape, torch.Generator().manual_seed(3), torch.device("cpu")))
 
 
 # ----- through a real run -------------------------------------------------------------------------
