@@ -77,17 +77,33 @@ def train(
     from_: Annotated[Optional[Path], typer.Option("--from", help="With --resume: the checkpoint file to continue from.")] = None,
     break_lock: Annotated[bool, typer.Option("--break-lock", help="Take over a run directory whose lock names a "
                                              "process on another host that is really gone.")] = False,
+    nproc: Annotated[int, typer.Option("--nproc", help="Train with this many processes on this machine, started "
+                                       "through torchrun (dist.strategy: ddp or fsdp); the dashboard, unless "
+                                       "--no-ui, watches rank 0.")] = 1,
+    run_dir: Annotated[Optional[Path], typer.Option("--run-dir", hidden=True,
+                                                    help="The new run's directory, decided by the --nproc launcher.")] = None,
 ) -> None:
     """Train a model from a preset; headless with --no-ui, otherwise in the dashboard."""
     if from_ is not None and resume is None:
         raise UserError(f"--from {from_} picks the checkpoint of a run to resume; add --resume RUN_DIR")
+    if nproc < 1:
+        raise UserError(f"--nproc {nproc} must be at least 1 (the number of processes on this machine)")
     if resume is not None:
         saved = open_saved(resume)
         changed = cfgmod.override_on_resume(saved.cfg, set_ or [])
         run = Run(saved.cfg, preset=saved.preset, resume=saved.dir.path, checkpoint=from_, break_lock=break_lock,
                   changed=changed)
     else:
-        run = Run(_resolve(preset, set_ or []), preset=preset, break_lock=break_lock)
+        run = Run(_resolve(preset, set_ or []), preset=preset, break_lock=break_lock, directory=run_dir)
+    if nproc > 1:
+        from .launch import launch
+
+        directory = run.resume_dir or rundir.fresh_path(run.cfg)
+        args = ["train", "--no-ui", *(["--resume", str(resume)] if resume is not None else
+                                      ["--preset", preset, "--run-dir", str(directory)])]
+        args += [f"--set={s}" for s in set_ or []] + (["--from", str(from_)] if from_ is not None else [])
+        args += ["--break-lock"] if break_lock else []
+        raise typer.Exit(launch(nproc, args, directory, not no_ui, console))
     if no_ui:
         from .headless import run_headless
 

@@ -4,11 +4,18 @@ Signals can only be caught on the main thread, so the run trains beside it. SIGI
 SIGTERM or SIGHUP (an SSH session that dropped) asks the run to stop after the step in
 flight and save a checkpoint; a second one gives up waiting. Commands appended to
 ``RUN_DIR/control`` by other processes are forwarded to the run's queue.
+
+Under ``torchrun`` every rank runs this; rank 0 alone shows progress, reads the control
+file and asks the run to stop on a signal (the stop reaches the other ranks with the
+next step's broadcast, as any command does); the other ranks print a line per command
+they applied (``sinks.rank``).
 """
 
 from __future__ import annotations
 
+import os
 import signal
+import socket
 import threading
 import traceback
 from types import FrameType
@@ -19,6 +26,7 @@ from .contract import commands as cmd
 from .contract.control_file import ControlFileReader
 from .run.lifecycle import Run
 from .sinks.console import ConsoleSink
+from .sinks.rank import RankSink
 
 EXIT_CODES = {"done": 0, "stopped": 0, "interrupted": 130, "error": 1, "diverged": 3}
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -26,11 +34,15 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 def run_headless(run: Run, console: Console) -> int:
     """Set the run up (a config or data error is raised before anything is written), train it to the end."""
-    sink = ConsoleSink(console)
-    run.sinks.append(sink)
     run.setup()
     assert run.run_dir is not None
-    control = ControlFileReader(run.run_dir.path)
+    leader = run.world.leader
+    sink: ConsoleSink | RankSink = ConsoleSink(console) if leader else RankSink(run.world.rank, console)
+    run.sinks.append(sink)
+    if run.world.size > 1:
+        console.print(f"rank {run.world.rank} of {run.world.size}: pid {os.getpid()} on {socket.gethostname()}",
+                      highlight=False)
+    control = ControlFileReader(run.run_dir.path) if leader else None
     outcome: dict[str, str] = {}
     interrupts: list[int] = []
 
@@ -56,7 +68,7 @@ def run_headless(run: Run, console: Console) -> int:
     try:
         while thread.is_alive():
             thread.join(0.25)
-            for item in control.poll():
+            for item in control.poll() if control is not None else []:
                 if isinstance(item, str):
                     sink.print(f"[yellow]{item}[/]")
                 else:
@@ -76,7 +88,9 @@ def run_headless(run: Run, console: Console) -> int:
         state = "interrupted"
     elif state == "stopped" and run.diverged:
         state = "diverged"
-    console.print(f"run directory: {run.run_dir.path}")
-    if state != "done":
-        console.print(f"resume with: lgcn-tui train --resume {run.run_dir.path} --no-ui")
+    if leader:
+        console.print(f"run directory: {run.run_dir.path}")
+        if state != "done":
+            nproc = f" --nproc {run.world.size}" if run.world.size > 1 else ""
+            console.print(f"resume with: lgcn-tui train --resume {run.run_dir.path}{nproc} --no-ui")
     return EXIT_CODES[state]
