@@ -62,9 +62,12 @@ def losses(run_dir: Path) -> list[tuple[int, float]]:
     return [(e["step"], e["loss"]) for e in read_events(run_dir / "metrics.jsonl") if e["event"] == "step"]
 
 
-def tables(path: Path) -> dict[str, torch.Tensor]:
-    model = ckpt.load(path)["model"]
-    return {"user": model["user"], "item": model["item"]}
+def tables(run_dir: Path) -> dict[str, torch.Tensor]:
+    """The user and item tables of a run's newest checkpoint, file or sharded folder."""
+    from lgcn_tui.run.loader import load_model
+
+    model = load_model(run_dir, "last").model
+    return {"user": model.user.detach(), "item": model.item.detach()}
 
 
 def assert_same_training(got: Path, want: Path) -> None:
@@ -73,9 +76,9 @@ def assert_same_training(got: Path, want: Path) -> None:
     assert [s for s, _ in g] == [s for s, _ in w]
     assert [loss for _, loss in g] == pytest.approx([loss for _, loss in w], rel=REL)
     last_g, last_w = ckpt.latest(got / "checkpoints"), ckpt.latest(want / "checkpoints")
-    assert last_g is not None and last_w is not None and last_g.name == last_w.name
-    for name, table in tables(last_g).items():
-        torch.testing.assert_close(table, tables(last_w)[name], rtol=REL, atol=REL * table.abs().max().item())
+    assert last_g is not None and last_w is not None and last_g.stem == last_w.stem
+    for name, table in tables(got).items():
+        torch.testing.assert_close(table, tables(want)[name], rtol=REL, atol=REL * table.abs().max().item())
 
 
 @pytest.fixture(scope="module")
@@ -187,3 +190,42 @@ def test_a_killed_rank_ends_the_job_within_a_minute_with_the_checkpoint_intact(t
     assert newest is not None
     ckpt.load(newest)  # intact: it loads
     assert not list((run_dir / "checkpoints").glob(".*.tmp"))
+
+
+def test_fsdp_trains_like_ddp_with_a_half_of_the_optimizer_state_on_each_rank(runs, tmp_path: Path) -> None:
+    from torch.distributed.checkpoint import FileSystemReader
+
+    from lgcn_tui.run.loader import load_model
+
+    out = tmp_path / "fsdp"
+    torchrun(["train", "--nproc", "2", "--no-ui", *cli_sets(overrides(out, 'dist.strategy="fsdp"'))])
+    fsdp = the_run(out)
+    assert losses(fsdp) == pytest.approx(losses(runs["two"]), rel=REL)
+    sharded = load_model(fsdp, "last")
+    assert sharded.checkpoint.suffix == ".dcp"
+    for name, table in tables(fsdp).items():
+        torch.testing.assert_close(table, tables(runs["two"])[name], rtol=REL, atol=1e-7)
+
+    # Each rank saved the Adam state it held: its chunk of every state tensor, by row offset.
+    meta = FileSystemReader(str(sharded.checkpoint)).read_metadata().state_dict_metadata
+    per_rank = [0, 0]
+    for key, item in meta.items():
+        if key.startswith("optimizer.state.") and key.endswith(("exp_avg", "exp_avg_sq")):
+            chunks = sorted(item.chunks, key=lambda c: c.offsets[0])
+            assert len(chunks) == 2, key
+            for rank, chunk in enumerate(chunks):
+                per_rank[rank] += chunk.sizes.numel()
+    whole = sum(t.numel() for state in ckpt.load(ckpt.latest(runs["one"] / "checkpoints"))["optimizer"]["state"].values()
+                for k, t in state.items() if k in ("exp_avg", "exp_avg_sq"))
+    assert sum(per_rank) == whole
+    assert all(0.45 * whole <= n <= 0.55 * whole for n in per_rank), (per_rank, whole)
+
+    # DCP reshards on load: the two ranks' checkpoint of epoch 1 resumes in one process to the same end.
+    first = next(p for _, reason, p in ckpt.listed(fsdp / "checkpoints") if reason == "epoch")
+    resumed = Run(demo(out, 'dist.strategy="fsdp"'), preset="test", resume=fsdp, checkpoint=first)
+    resumed.setup()
+    try:
+        assert resumed.state.epoch == 1 and resumed.train() == "done"
+    finally:
+        resumed.cleanup()
+    assert_same_training(fsdp, runs["one"])

@@ -157,6 +157,8 @@ class Run:
         saved = self._chosen_checkpoint() if self.resumed else None
         self.adj, self.model = build_model(cfg, self.dataset, self.device)
         self.parallel = parallel.build(self.model, world, cfg.dist.strategy, cfg.objective.terms)
+        # Fixed for the run (dist.strategy cannot change on resume), so a run's checkpoints are all alike.
+        self.sharded_checkpoints = cfg.dist.strategy == "fsdp"
         self.sampler = NegativeSampler(self.dataset.train, self.dataset.n_users, self.dataset.n_items)
         self.steps_per_epoch = math.ceil(len(self.dataset.train) / cfg.optim.batch_size)
         self.total_steps = self.steps_per_epoch * cfg.run.epochs
@@ -243,8 +245,11 @@ class Run:
         if payload.get("dataset") != self.dataset.stats():
             raise UserError(f"checkpoint {path} was made on a dataset of {payload.get('dataset')} but the "
                             f"config now loads {self.dataset.stats()}; resume with the run's own config")
-        ckpt.restore_model(self.model, payload["model"], path)
-        self.optimizer.load_state_dict(payload["optimizer"])
+        if ckpt.is_sharded(path):
+            ckpt.restore_sharded(path, self.model, self.optimizer)
+        else:
+            ckpt.restore_model(self.model, payload["model"], path)
+            self.optimizer.load_state_dict(payload["optimizer"])
         self.state = TrainState(**payload["state"])
         scales = LrSchedule.from_dict(payload["schedule"]).lr_scale
         self.schedule = dataclasses.replace(self.schedule, lr_scale=scales)
@@ -284,28 +289,39 @@ class Run:
 
     # ----- checkpoints --------------------------------------------------------------
     def save_checkpoint(self, reason: str) -> Path:
-        """Write a checkpoint (rank 0; replicated tables are alike on every rank); its path on every rank."""
+        """Write a checkpoint; its path, on every rank. Replicated tables are alike on every rank,
+        so rank 0 writes them alone; under ``dist.strategy = fsdp`` every rank writes its shards
+        (``checkpoints.save_sharded``), so every rank must call this at the same step."""
         assert self.run_dir is not None
-        if not self.world.leader:
-            self._last_checkpoint = time.monotonic()
-            return self.run_dir.best if reason == "best" else ckpt.step_path(self.run_dir.checkpoints,
-                                                                             self.state.step, reason)
-        self._publish_steps()
-        for sink in self.sinks:
-            sink.flush()
-        self.state.metrics_offset = self.run_dir.metrics.stat().st_size if self.run_dir.metrics.exists() else 0
-        payload = ckpt.payload(model=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
-                               state=dataclasses.asdict(self.state), schedule=self.schedule.to_dict(),
-                               config=self.cfg.to_dict(), dataset=self.dataset.stats(), reason=reason)
-        path = ckpt.step_path(self.run_dir.checkpoints, self.state.step, reason)
-        ckpt.save_atomic(payload, path)
+        folder, leader = self.run_dir.checkpoints, self.world.leader
+        path = ckpt.step_path(folder, self.state.step, reason, self.sharded_checkpoints)
+        payload = None
+        if leader:
+            self._publish_steps()
+            for sink in self.sinks:
+                sink.flush()
+            self.state.metrics_offset = self.run_dir.metrics.stat().st_size if self.run_dir.metrics.exists() else 0
+            tables = ({}, {}) if self.sharded_checkpoints else (self.model.state_dict(), self.optimizer.state_dict())
+            payload = ckpt.payload(model=tables[0], optimizer=tables[1], state=dataclasses.asdict(self.state),
+                                   schedule=self.schedule.to_dict(), config=self.cfg.to_dict(),
+                                   dataset=self.dataset.stats(), reason=reason)
+        if self.sharded_checkpoints:
+            ckpt.save_sharded(path, self.model, self.optimizer, payload, leader,
+                              lambda: distributed.barrier(self.world))
+        elif leader:
+            assert payload is not None
+            ckpt.save_atomic(payload, path)
         self._last_checkpoint = time.monotonic()
-        if reason in ckpt.ROUTINE:
-            ckpt.prune(self.run_dir.checkpoints, self.cfg.checkpoint.keep_last)
         if reason == "best":
-            path.replace(self.run_dir.best)
-            path = self.run_dir.best
-        self.publish(ev.CheckpointSaved(path=str(path), reason=reason, epoch=self.state.epoch, step=self.state.step))
+            best = ckpt.best_path(folder, self.sharded_checkpoints)
+            if leader:
+                ckpt.replace(path, best)
+            path = best
+        if leader:
+            if reason in ckpt.ROUTINE:
+                ckpt.prune(folder, self.cfg.checkpoint.keep_last)
+            self.publish(ev.CheckpointSaved(path=str(path), reason=reason, epoch=self.state.epoch,
+                                            step=self.state.step))
         return path
 
     # ----- commands -----------------------------------------------------------------
