@@ -6,7 +6,8 @@
       lock             who trains this run now (pid, host, start), while one does
       metrics.jsonl    one event per line (see train/events.py)
       control          commands from other processes, one JSON object per line
-      checkpoints/     step-NNNNNNNNN-REASON.pt, best.pt
+      checkpoints/     step-NNNNNNNNN-REASON.pt, best.pt (.dcp folders under dist.strategy = fsdp)
+      workers.log      the workers' output while `train --nproc N` shows the dashboard
       export/          user/item embeddings (.npy) and id maps, from `lgcn-tui export`
 
 Anything the dashboard shows can be rebuilt from this folder.
