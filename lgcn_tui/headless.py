@@ -39,10 +39,10 @@ def run_headless(run: Run, console: Console) -> int:
     leader = run.world.leader
     sink: ConsoleSink | RankSink = ConsoleSink(console) if leader else RankSink(run.world.rank, console)
     run.sinks.append(sink)
-    if run.world.size > 1:
+    control = ControlFileReader(run.run_dir.path) if leader else None
+    if run.world.size > 1:  # after the control file is followed: from now on, commands sent are obeyed
         console.print(f"rank {run.world.rank} of {run.world.size}: pid {os.getpid()} on {socket.gethostname()}",
                       highlight=False)
-    control = ControlFileReader(run.run_dir.path) if leader else None
     outcome: dict[str, str] = {}
     interrupts: list[int] = []
 

@@ -48,9 +48,24 @@ def cli_sets(items: list[str]) -> list[str]:
 def torchrun(args: list[str], timeout: float = 120) -> str:
     """``lgcn-tui ARGS`` (with ``--nproc``) to its end; everything it printed. Fails on a non-zero exit."""
     proc, lines = spawn(args, ROOT)
-    out = lines.rest(timeout)
+    out = finish(proc, lines, timeout)
     assert proc.returncode == 0, out
     return out
+
+
+def finish(proc, lines, timeout: float) -> str:
+    """Everything the job printed once it ended; killed, with what it printed, if it does not end in time."""
+    import subprocess
+
+    try:
+        return lines.rest(timeout)
+    except subprocess.TimeoutExpired:
+        proc.terminate()  # the launcher passes it to torchrun, which stops its workers
+        try:
+            proc.wait(45)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        raise AssertionError(f"the job did not end within {timeout:.0f} s:\n{''.join(lines.seen)}") from None
 
 
 def the_run(out: Path) -> Path:
@@ -131,19 +146,17 @@ def test_pause_and_lr_change_from_the_control_file_land_on_both_ranks_at_the_sam
             *cli_sets(overrides(tmp_path / "runs", "run.epochs=400", "eval.every=100"))]
     proc, lines = spawn(args, ROOT)
     try:
-        run_dir: Path | None = None
-        lines.until("rank 1 of 2")
-        while run_dir is None:
-            found = [p for p in (tmp_path / "runs").iterdir() if (p / "metrics.jsonl").exists()]
-            run_dir = found[0] if found else None
-            time.sleep(0.1)
+        lines.until("rank 0 of 2")  # rank 0 follows the control file from here on
+        run_dir = the_run(tmp_path / "runs")
         control_file.send(run_dir, cmd.Pause(source="send"))
         paused = {rank_of(lines.until("paused at")) for _ in range(2)}
         control_file.send(run_dir, cmd.SetLr("user", 0.05, source="send"))
         changed = {rank_of(lines.until("lr set to")) for _ in range(2)}
         control_file.send(run_dir, cmd.Resume(source="send"))
+        lines.until("rank 1: running")
         control_file.send(run_dir, cmd.Stop(save=True, source="send"))
-        out = lines.rest(120)
+        lines.until("rank 1: stopped")
+        out = finish(proc, lines, 60)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -177,7 +190,7 @@ def test_a_killed_rank_ends_the_job_within_a_minute_with_the_checkpoint_intact(t
         assert checkpoints(), "no interval checkpoint within 60 s"
         os.kill(pid, signal.SIGKILL)
         killed = time.monotonic()
-        out = lines.rest(90)
+        out = finish(proc, lines, 90)
         took = time.monotonic() - killed
     finally:
         if proc.poll() is None:

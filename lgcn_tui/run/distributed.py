@@ -17,6 +17,7 @@ leaving the others waiting in a collective.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -73,6 +74,9 @@ def start(device: torch.device, timeout_s: float) -> tuple[World, torch.device]:
 def stop(world: World) -> None:
     """Leave the process group; safe to repeat and on ``SOLO``."""
     if world.size > 1 and dist.is_initialized():
+        # gloo's threads drop a finished collective's tensors under the GIL: let them, before
+        # the group's destructor waits on those threads while holding the GIL.
+        time.sleep(0.05)
         dist.destroy_process_group()
 
 

@@ -266,6 +266,8 @@ class Run:
             sink.close()
         if self.lock is not None:
             self.lock.release()
+        if hasattr(self, "parallel"):
+            self.parallel.release()
         distributed.stop(self.world)
 
     # ----- events -------------------------------------------------------------------

@@ -11,6 +11,7 @@ that clipping and the divergence guard use.
 from __future__ import annotations
 
 import contextlib
+import gc
 import inspect
 import warnings
 from collections.abc import Iterator
@@ -44,6 +45,12 @@ class Replicated:
     def whole_tables(self) -> Iterator[None]:
         yield
 
+    def release(self) -> None:
+        """Drop DDP before the process group goes: its reducer, destroyed with the last reference to
+        a gloo group at interpreter exit, deadlocked there against gloo's own thread (seen in tests)."""
+        self.step_module = self.model
+        gc.collect()
+
     def grad_squares(self, grad: torch.Tensor | None) -> torch.Tensor:
         """‖grad‖² counted once over the ranks: all-reduced gradients are alike, so rank 0's alone."""
         if grad is None or not self.world.leader:
@@ -74,6 +81,9 @@ class Sharded:
             yield
         finally:
             self.step_module.reshard()
+
+    def release(self) -> None:
+        return None
 
     def grad_squares(self, grad: torch.Tensor | None) -> torch.Tensor:
         """This rank's shard's part of ‖grad‖²: the ranks' parts add up to the whole."""

@@ -20,7 +20,7 @@ class RankSink:
         self.console.print(f"[dim]rank {self.rank}:[/] {text}", highlight=False)
 
     def handle(self, event: ev.Event) -> None:
-        if isinstance(event, ev.StateChanged) and event.state in ("paused", "stopped", "done"):
+        if isinstance(event, ev.StateChanged) and event.state != "evaluating":
             self.print(f"{event.state} at epoch {event.epoch}, step {event.step}")
         elif isinstance(event, ev.LrChanged):
             self.print(f"{event.group} lr set to {event.lr:.3g} at step {event.step}")
