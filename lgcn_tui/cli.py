@@ -105,11 +105,18 @@ def train(
     epochs: Annotated[Optional[int], typer.Option("--epochs", "-e", help="Shortcut for --set run.epochs=N.")] = None,
     name: Annotated[Optional[str], typer.Option("--name", "-n", help="Shortcut for --set run.name=NAME (the run "
                                                 "folder's prefix).")] = None,
+    nproc: Annotated[int, typer.Option("--nproc", help="Train with this many processes on this machine, started "
+                                       "through torchrun (dist.strategy: ddp or fsdp); the dashboard, unless "
+                                       "--no-ui, watches rank 0.")] = 1,
+    run_dir: Annotated[Optional[Path], typer.Option("--run-dir", hidden=True,
+                                                    help="The new run's directory, decided by the --nproc launcher.")] = None,
 ) -> None:
     """Train a model from a preset; headless with --no-ui, otherwise in the dashboard."""
     set_ = [*_shortcuts(epochs=epochs, name=name), *(set_ or [])]
     if from_ is not None and resume is None:
         raise UserError(f"--from {from_} picks the checkpoint of a run to resume; add --resume RUN_DIR")
+    if nproc < 1:
+        raise UserError(f"--nproc {nproc} must be at least 1 (the number of processes on this machine)")
     from .run.lifecycle import Run
     from .run.loader import open_saved
 
@@ -119,7 +126,16 @@ def train(
         run = Run(saved.cfg, preset=saved.preset, resume=saved.dir.path, checkpoint=from_, break_lock=break_lock,
                   changed=changed)
     else:
-        run = Run(_resolve(preset, set_), preset=preset, break_lock=break_lock)
+        run = Run(_resolve(preset, set_), preset=preset, break_lock=break_lock, directory=run_dir)
+    if nproc > 1:
+        from .launch import launch
+
+        directory = run.resume_dir or rundir.fresh_path(run.cfg)
+        args = ["train", "--no-ui", *(["--resume", str(run.resume_dir)] if resume is not None else
+                                      ["--preset", preset, "--run-dir", str(directory)])]
+        args += [f"--set={s}" for s in set_] + (["--from", str(from_)] if from_ is not None else [])
+        args += ["--break-lock"] if break_lock else []
+        raise typer.Exit(launch(nproc, args, directory, not no_ui, console))
     if no_ui:
         from .headless import run_headless
 

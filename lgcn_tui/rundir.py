@@ -6,7 +6,8 @@
       lock             who trains this run now (pid, host, start), while one does
       metrics.jsonl    one event per line (see train/events.py)
       control          commands from other processes, one JSON object per line
-      checkpoints/     step-NNNNNNNNN-REASON.pt, best.pt
+      checkpoints/     step-NNNNNNNNN-REASON.pt, best.pt (.dcp folders under dist.strategy = fsdp)
+      workers.log      the workers' output while `train --nproc N` shows the dashboard
       export/          user/item embeddings (.npy) and id maps, from `lgcn-tui export`
 
 Anything the dashboard shows can be rebuilt from this folder.
@@ -44,6 +45,16 @@ class RunDir:
         return cfg
 
 
+def fresh_path(cfg: cfgmod.Config) -> Path:
+    """``out_dir/name-YYYYmmdd-HHMMSS``, suffixed ``-2``, ``-3``… if that exists: a new run's folder."""
+    base = Path(cfg.run.out_dir) / f"{cfg.run.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
 def create(cfg: cfgmod.Config, preset: str, path: Path | None = None) -> RunDir:
     """A fresh folder ``out_dir/name-YYYYmmdd-HHMMSS`` (suffixed if that exists).
 
@@ -52,11 +63,7 @@ def create(cfg: cfgmod.Config, preset: str, path: Path | None = None) -> RunDir:
     exist, and its config.toml and run.json are then rewritten.
     """
     if path is None:
-        base = Path(cfg.run.out_dir) / f"{cfg.run.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        path, n = base, 1
-        while path.exists():
-            n += 1
-            path = base.with_name(f"{base.name}-{n}")
+        path = fresh_path(cfg)
     try:
         (path / "checkpoints").mkdir(parents=True, exist_ok=True)
     except OSError as exc:

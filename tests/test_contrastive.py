@@ -37,16 +37,16 @@ def toy(reorder: bool = True, combine: str = "mean") -> tuple:
     return adj, model, users, pos, neg
 
 
-def batch_of(model: LightGCN, adj, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> objective.Batch:
-    u, i, eu, ei = model(adj, users, torch.cat([pos, neg]))
-    (pos_out, neg_out), (pos_ego, neg_ego) = i.split(len(users)), ei.split(len(users))
-    return objective.Batch(users, pos, neg, u, pos_out, neg_out, eu, pos_ego, neg_ego)
+def loss_of(term, model: LightGCN, adj, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor,
+            ctx: objective.Context) -> torch.Tensor:
+    """The term's value on the batch the step would make for it."""
+    return term(objective.Objective((term,)).batch(users, pos, neg, ctx), ctx)
 
 
 def term_and_grads(term, reorder: bool = True, seed: int = 5) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     adj, model, users, pos, neg = toy(reorder)
     ctx = objective.Context(model, adj, torch.Generator().manual_seed(seed))
-    loss = term(batch_of(model, adj, users, pos, neg), ctx)
+    loss = loss_of(term, model, adj, users, pos, neg, ctx)
     loss.backward()
     return loss.detach().double(), model.user.grad.clone(), model.item.grad.clone()
 
@@ -148,7 +148,7 @@ def test_softmax_with_every_negative_masked_has_zero_loss() -> None:
     model = LightGCN(2, 1, 4, 2, "mean", "learnable", None, position=adj.position)
     users, pos = torch.tensor([0, 1]), torch.tensor([0, 0])
     ctx = objective.Context(model, adj, torch.Generator().manual_seed(0))
-    loss = SampledSoftmax(8, 0.1, "dot")(batch_of(model, adj, users, pos, pos), ctx)
+    loss = loss_of(SampledSoftmax(8, 0.1, "dot"), model, adj, users, pos, pos, ctx)
     assert loss.item() == 0.0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -71,7 +72,7 @@ def test_row_order_is_invisible_outside_the_model(mode: str) -> None:
     assert torch.equal(node.user_vectors(), local.user_vectors())
     assert not torch.equal(node.user, local.user)  # the rows really are in another order
     users, items = torch.tensor([0, 3, 4, 3]), torch.tensor([1, 6, 2, 0, 5, 5, 2, 1])
-    outs = [m(a, users, items) for m, a in ((node, node_adj), (local, local_adj))]
+    outs = [m(a, users, items)[:4] for m, a in ((node, node_adj), (local, local_adj))]
     for mine, theirs in zip(*outs):
         assert torch.allclose(mine, theirs, atol=1e-6)
     for out in outs:
@@ -82,6 +83,26 @@ def test_row_order_is_invisible_outside_the_model(mode: str) -> None:
         assert torch.allclose(local.item.grad[to_nodes[5:] - 5], node.item.grad, atol=1e-6)
     for mine, theirs in zip(node.final_embeddings(node_adj), local.final_embeddings(local_adj)):
         assert torch.allclose(mine, theirs, atol=1e-6)
+
+
+@pytest.mark.parametrize("combine", ["mean", "hops", "last"])
+def test_a_step_through_the_whole_propagation_equals_the_row_propagation_with_no_noise(combine: str) -> None:
+    """The two ways a step propagates (rows only; every node, for a term that perturbs it) agree
+    in values and gradients when the perturbation does nothing."""
+    results = []
+    for perturb in (None, lambda _k, h: h):
+        torch.manual_seed(0)
+        pairs = np.unique(np.stack([np.arange(40) % 5, (np.arange(40) * 3) % 7], 1), axis=0)
+        adj = build_adjacency(pairs, 5, 7, "symmetric", reorder=True)
+        model = LightGCN(5, 7, 4, 2, combine, "learnable", None, position=adj.position)
+        rows = model(adj, torch.tensor([0, 3, 3]), torch.tensor([1, 6, 2, 1]), perturb=perturb)
+        assert (rows.whole is None) == (perturb is None)
+        sum((o * torch.arange(o.numel(), dtype=torch.float32).view_as(o)).sum() for o in rows[:4]).backward()
+        results.append((rows[:4], model.user.grad, model.item.grad))
+    (clean, clean_user, clean_item), (whole, whole_user, whole_item) = results
+    for mine, theirs in zip(clean, whole):
+        assert torch.allclose(mine, theirs, atol=1e-6)
+    assert torch.allclose(clean_user, whole_user, atol=1e-5) and torch.allclose(clean_item, whole_item, atol=1e-5)
 
 
 def test_a_checkpoint_is_not_loaded_in_another_row_order() -> None:

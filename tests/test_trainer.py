@@ -144,14 +144,14 @@ def poison_at(trainer: Run, call: int) -> None:
     """Make the model's first user vector NaN during one call of ``_step``, as a blown-up weight would."""
     original, calls = trainer._step, {"n": 0}
 
-    def poisoned(users, pos, neg):
+    def poisoned(*batch):
         calls["n"] += 1
         if calls["n"] != call:
-            return original(users, pos, neg)
+            return original(*batch)
         with torch.no_grad():
             trainer.model.user[0, 0] = float("nan")
         try:
-            return original(users, pos, neg)
+            return original(*batch)
         finally:
             with torch.no_grad():
                 trainer.model.user[0, 0] = 0.0

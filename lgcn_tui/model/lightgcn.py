@@ -19,6 +19,7 @@ and checkpoints see the order.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -27,6 +28,17 @@ from ..errors import UserError
 from ..graph.adjacency import Adjacency
 from ..graph.backend import Backend, TorchBackend
 from ..graph.propagate import propagate_perturbed
+
+
+class Rows(NamedTuple):
+    """A step's vectors: final and layer-0 at the batch's users and items, and, after a perturbed
+    propagation, its whole output (users, items)."""
+
+    user: torch.Tensor
+    item: torch.Tensor
+    user_ego: torch.Tensor
+    item_ego: torch.Tensor
+    whole: tuple[torch.Tensor, torch.Tensor] | None
 
 
 class LightGCN(nn.Module):
@@ -98,14 +110,24 @@ class LightGCN(nn.Module):
             return _Table.apply(self.user, self.item)
         return torch.cat([self.user, items], 0)
 
-    def forward(self, adj: Adjacency, users: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, adj: Adjacency, users: torch.Tensor, items: torch.Tensor,
+                perturb: Callable[[int, torch.Tensor], torch.Tensor] | None = None) -> Rows:
         """Final and layer-0 vectors of the given users and items (item indices are 0-based).
 
         Propagation runs once over the union of the batch's nodes, so a node that is both a
         positive and a negative is computed once. The outputs are ``split`` rather than
         sliced: the backward of a split is one concatenation, that of a slice a zero-filled
         full-size gradient per piece (1–3 ms of a 64-d Gowalla step).
+
+        With ``perturb`` the step's propagation is the perturbed one over every node (see
+        ``perturbed``), and ``whole`` holds its user and item outputs. It runs here, in
+        ``forward``, so that DDP synchronises its gradients and FSDP gathers the tables for it.
         """
+        if perturb is not None:
+            all_users, all_items = self.perturbed(adj, perturb)
+            return Rows(all_users.index_select(0, users), all_items.index_select(0, items),
+                        self.user_vectors().index_select(0, users), self.item_vectors().index_select(0, items),
+                        (all_users, all_items))
         nodes = torch.cat([users, items + self.n_users])
         if self.position is not None:
             nodes = self.position.index_select(0, nodes)
@@ -114,7 +136,7 @@ class LightGCN(nn.Module):
         sizes = [len(users), len(items)]
         user, item = final.index_select(0, inverse).split(sizes)
         ego_user, ego_item = ego_rows.index_select(0, inverse).split(sizes)
-        return user, item, ego_user, ego_item
+        return Rows(user, item, ego_user, ego_item, None)
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):  # type: ignore[override]
         _check_order(state_dict.get("position"), self.position)

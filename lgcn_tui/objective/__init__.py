@@ -27,7 +27,7 @@ import torch
 from ..config import Config
 from ..errors import UserError
 from ..graph.adjacency import Adjacency
-from ..model.lightgcn import LightGCN
+from ..model.lightgcn import LightGCN, Rows
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,8 @@ class Batch:
     pos_ego: torch.Tensor
     neg_ego: torch.Tensor
     views: Views | None = None
+    extra: torch.Tensor | None = None
+    extra_out: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -67,8 +69,10 @@ class Term(Protocol):
     """A scalar the step minimises; ``name`` is the key it is reported under.
 
     A term that perturbs the step's own propagation also has ``step_hook(ctx)``, returning
-    the per-layer hook and the list the hook keeps its one layer in; other terms need not
-    define it.
+    the per-layer hook and the list the hook keeps its one layer in; a term that scores
+    items of its own choosing has ``extra_items(ctx)``, and the batch then carries them
+    (``extra``) with their final vectors (``extra_out``) from the same propagation. Other
+    terms need define neither.
     """
 
     name: str
@@ -91,25 +95,27 @@ def register(name: str, factory: TermFactory, *, ranking: bool = False) -> None:
 class Objective:
     terms: tuple[Term, ...]
 
-    def batch(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, ctx: Context) -> Batch:
+    def batch(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, ctx: Context,
+              forward: Callable[..., Rows] | None = None) -> Batch:
         """The step's propagation: over the batch's rows only, or, when a term perturbs it, over
-        every node with that term's hook."""
-        model, items = ctx.model, torch.cat([pos, neg])
+        every node with that term's hook. ``forward``: what the step calls, the model or DDP/FSDP
+        around it (default the model)."""
+        model = ctx.model
+        extra = next((t.extra_items(ctx) for t in self.terms if hasattr(t, "extra_items")), None)
+        items = torch.cat([pos, neg] if extra is None else [pos, neg, extra])
         hooked = next((t.step_hook for t in self.terms if getattr(t, "step_hook", None) is not None), None)
+        hook, kept = hooked(ctx) if hooked is not None else (None, [])
+        rows = (forward or model)(ctx.adj, users, items, perturb=hook)
         views = None
-        if hooked is None:
-            u, i, eu, ei = model(ctx.adj, users, items)
-        else:
-            hook, kept = hooked(ctx)
-            all_users, all_items = model.perturbed(ctx.adj, hook)
+        if rows.whole is not None:
             (layer,) = kept
             if model.position is not None:  # table order -> node order, as ``LightGCN.perturbed``
                 layer = layer.index_select(0, model.position)
-            views = Views(all_users, all_items, layer[: model.n_users], layer[model.n_users:])
-            u, i = all_users.index_select(0, users), all_items.index_select(0, items)
-            eu, ei = model.user_vectors().index_select(0, users), model.item_vectors().index_select(0, items)
-        (pos_out, neg_out), (pos_ego, neg_ego) = i.split(len(users)), ei.split(len(users))
-        return Batch(users, pos, neg, u, pos_out, neg_out, eu, pos_ego, neg_ego, views)
+            views = Views(*rows.whole, layer[: model.n_users], layer[model.n_users:])
+        sizes = [len(users)] * 2 + ([len(extra)] if extra is not None else [])
+        outs, egos = rows.item.split(sizes), rows.item_ego.split(sizes)
+        return Batch(users, pos, neg, rows.user, outs[0], outs[1], rows.user_ego, egos[0], egos[1], views,
+                     extra, outs[2] if extra is not None else None)
 
     def __call__(self, batch: Batch, ctx: Context) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The total to minimise and each term's value, ranking loss first."""

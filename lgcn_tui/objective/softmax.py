@@ -7,7 +7,7 @@ ranks better on top-k metrics (Wu et al., "On the Effectiveness of Sampled Softm
 Item Recommendation", 2023). The M negatives n_1..n_M are drawn uniformly, with
 replacement, once per batch from the context's generator and shared by every row, so the
 scores are one B × M matrix product beside the B positive scores, and their final vectors
-cost one row propagation over at most M extra items. Uniform draws make the logQ
+come from the step's own propagation (``extra_items``: at most M more rows in it). Uniform draws make the logQ
 correction a constant, so none is applied. Scores are ``cosine`` (L2-normalised final
 vectors; the temperature sets the sharpness) or ``dot`` (raw final vectors, as BPR).
 
@@ -17,7 +17,7 @@ down against itself. Other items the user interacted with are not masked: with s
 negatives they are rare (M / n_items per training item) and cost a per-row lookup.
 
 Defaults: M = 256 (the cited paper's gains flatten within a few hundred negatives; the extra
-row propagation and the B × 256 product stay small beside the step), τ = 0.1 with cosine.
+rows and the B × 256 product stay small beside the step), τ = 0.1 with cosine.
 """
 
 from __future__ import annotations
@@ -35,11 +35,15 @@ class SampledSoftmax:
     def __init__(self, negatives: int, temperature: float, score: str) -> None:
         self.negatives, self.temperature, self.cosine = negatives, temperature, score == "cosine"
 
+    def extra_items(self, ctx: Context) -> torch.Tensor:
+        """The batch's shared negatives, propagated with its own rows (one propagation a step)."""
+        device = ctx.model.user.device
+        return torch.randint(ctx.model.n_items, (self.negatives,), generator=ctx.generator, device=device)
+
     def __call__(self, batch: Batch, ctx: Context) -> torch.Tensor:
-        device = batch.users.device
-        negatives = torch.randint(ctx.model.n_items, (self.negatives,), generator=ctx.generator, device=device)
-        _, neg_out, _, _ = ctx.model(ctx.adj, batch.users[:0], negatives)
-        with torch.autocast(device_type=device.type, enabled=False):
+        negatives, neg_out = batch.extra, batch.extra_out
+        assert negatives is not None and neg_out is not None, "the batch was made without this term"
+        with torch.autocast(device_type=batch.users.device.type, enabled=False):
             user, pos, neg = batch.user_out.float(), batch.pos_out.float(), neg_out.float()
             if self.cosine:
                 user, pos, neg = F.normalize(user, dim=-1), F.normalize(pos, dim=-1), F.normalize(neg, dim=-1)

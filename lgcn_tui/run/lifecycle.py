@@ -14,6 +14,15 @@ every ``run.publish_every`` steps and at least once a second, where buffered ste
 also leave as events. Exact resume: the sampler's generator state at the start of the
 epoch is saved with the step inside the epoch, so a resumed run redraws the same triples
 and skips those done.
+
+Several processes (``torchrun``): every rank runs this same object (``run.distributed``).
+Rank 0 alone creates and locks the run directory, writes ``metrics.jsonl`` and replicated
+checkpoints, and takes commands; every rank draws the same epoch and trains on rows
+``r, r+N, …`` of each global batch of ``optim.batch_size`` (``train.sampler.rank_rows``), so
+the numbers do not depend on the world size. One small all-reduce per step adds up the
+loss terms (for the log and the guard), the gradient norms and rank 0's flags (commands
+waiting, a timed checkpoint due); commands are then broadcast, so every rank applies them
+at the same step.
 """
 
 from __future__ import annotations
@@ -40,9 +49,10 @@ from ..errors import UserError
 from ..sinks.external import check_extras, external_sinks
 from ..sinks.jsonl import JsonlSink
 from ..train.diagnostics import retention, sample_pairs, similarity_histogram
-from ..train.ranking import evaluate_split, popularity_metrics
-from ..train.sampler import NegativeSampler
+from ..train.ranking import means, popularity_sums, split_sums
+from ..train.sampler import NegativeSampler, rank_rows
 from . import checkpoints as ckpt
+from . import distributed, parallel
 from .device import device_label, pick_device, prepare_process
 from .guard import GoodState, Guard
 from .loader import build_model
@@ -64,6 +74,14 @@ class TrainState:
     best_epoch: int = -1
     bad_evals: int = 0
     metrics_offset: int = 0
+
+
+@dataclass(frozen=True)
+class StepFlags:
+    """What rank 0 tells every rank with each step's all-reduce: commands wait, a timed checkpoint is due."""
+
+    commands: bool = False
+    checkpoint: bool = False
 
 
 class Diverged(Exception):
@@ -108,6 +126,8 @@ class Run:
         self.diverged: str | None = None
         self.rollbacks = 0
         self.state = TrainState()
+        self.world = distributed.SOLO
+        self._flags = StepFlags()
         self._pending: list[ev.StepMetrics] = []
         self._notices: list[str] = []
         self._last_publish = self._last_checkpoint = time.monotonic()
@@ -120,14 +140,27 @@ class Run:
     def setup(self) -> None:
         cfg = self.cfg
         prepare_process(cfg.run.threads)
-        self.device = pick_device(cfg.run.device)
+        self.world, self.device = distributed.start(pick_device(cfg.run.device), cfg.dist.timeout_s)
+        try:
+            self._setup()
+        except BaseException:
+            if self.lock is not None:
+                self.lock.release()
+            distributed.stop(self.world)
+            raise
+
+    def _setup(self) -> None:
+        cfg, world = self.cfg, self.world
         self.amp = cfg.run.amp and self.device.type == "cuda"
         self.dataset = data.load(cfg)
         self._check_splits()
         self.objective = objective.build(cfg)
         check_extras(cfg)
-        saved = self._read_checkpoint() if self.resumed else None
+        saved = self._chosen_checkpoint() if self.resumed else None
         self.adj, self.model = build_model(cfg, self.dataset, self.device)
+        self.parallel = parallel.build(self.model, world, cfg.dist.strategy, cfg.objective)
+        # Fixed for the run (dist.strategy cannot change on resume), so a run's checkpoints are all alike.
+        self.sharded_checkpoints = cfg.dist.strategy == "fsdp"
         self.sampler = NegativeSampler(self.dataset.train, self.dataset.n_users, self.dataset.n_items)
         self.steps_per_epoch = math.ceil(len(self.dataset.train) / cfg.optim.batch_size)
         self.total_steps = self.steps_per_epoch * cfg.run.epochs
@@ -136,28 +169,38 @@ class Run:
                                         self.steps_per_epoch, cfg.run.epochs)
         self.optimizer = self._optimizer()
         self.generator = torch.Generator().manual_seed(cfg.run.seed)
+        # Terms that draw their own noise draw different numbers on each rank.
         self.context = objective.Context(self.model, self.adj,
-                                         torch.Generator(device=self.device).manual_seed(cfg.run.seed))
+                                         torch.Generator(device=self.device).manual_seed(cfg.run.seed + world.rank))
         self.guard = Guard(cfg.divergence)
         self.pairs = sample_pairs(self.dataset.n_items, cfg.eval.sim_pairs, cfg.run.seed) if cfg.eval.sim_pairs else None
         self.state = TrainState(epoch_rng=self.generator.get_state().tolist())
-        if self.resume_dir is not None:
-            self.run_dir = rundir.RunDir(self.resume_dir)
-        else:
-            self.run_dir = rundir.create(cfg, self.preset, self.directory)
-        self.lock = RunLock.acquire(self.run_dir.path, break_lock=self.break_lock, notify=self._notices.append)
-        try:
-            if saved is not None:
-                self._restore(saved)
+        self.run_dir = rundir.RunDir(distributed.agree(world, self._claim_directory))
+        if saved is not None:
+            self._restore(saved)
+        if world.leader:
             if self.changed:
                 self.run_dir.config.write_text(cfg.to_toml())
                 self._notices.append(f"resumed with changed settings (now in {self.run_dir.config}): "
                                      f"{'; '.join(self.changed)}")
             self.sinks.insert(0, JsonlSink(self.run_dir.metrics))
             self.sinks.extend(external_sinks(cfg, self.run_dir, resumed=self.resumed))
-        except BaseException:
-            self.cleanup()
-            raise
+
+    def _claim_directory(self) -> Path:
+        """Rank 0: the run directory, created (a new run) and locked; the other ranks learn its path."""
+        if self.resume_dir is not None:
+            run_dir = rundir.RunDir(self.resume_dir)
+        else:
+            run_dir = rundir.create(self.cfg, self.preset, self.directory)
+        self.lock = RunLock.acquire(run_dir.path, break_lock=self.break_lock, notify=self._notices.append)
+        return run_dir.path
+
+    def _chosen_checkpoint(self) -> tuple[Path, dict]:
+        """The checkpoint to resume from: rank 0 picks it, every rank reads that file."""
+        if self.world.size == 1:
+            return self._read_checkpoint()
+        path = distributed.agree(self.world, lambda: self._read_checkpoint()[0])
+        return path, ckpt.load(path)
 
     def _check_splits(self) -> None:
         split, metric = self.cfg.eval.best_metric.split("/")
@@ -205,14 +248,17 @@ class Run:
         if payload.get("dataset") != self.dataset.stats():
             raise UserError(f"checkpoint {path} was made on a dataset of {payload.get('dataset')} but the "
                             f"config now loads {self.dataset.stats()}; resume with the run's own config")
-        ckpt.restore_model(self.model, payload["model"], path)
-        self.optimizer.load_state_dict(payload["optimizer"])
+        if ckpt.is_sharded(path):
+            ckpt.restore_sharded(path, self.model, self.optimizer)
+        else:
+            ckpt.restore_model(self.model, payload["model"], path)
+            self.optimizer.load_state_dict(payload["optimizer"])
         self.state = TrainState(**payload["state"])
         scales = LrSchedule.from_dict(payload["schedule"]).lr_scale
         self.schedule = dataclasses.replace(self.schedule, lr_scale=scales)
         self.generator.set_state(torch.tensor(self.state.epoch_rng, dtype=torch.uint8))
         assert self.run_dir is not None
-        if self.run_dir.metrics.exists():
+        if self.world.leader and self.run_dir.metrics.exists():
             with open(self.run_dir.metrics, "r+b") as fh:
                 fh.truncate(self.state.metrics_offset)
 
@@ -223,6 +269,9 @@ class Run:
             sink.close()
         if self.lock is not None:
             self.lock.release()
+        if hasattr(self, "parallel"):
+            self.parallel.release()
+        distributed.stop(self.world)
 
     # ----- events -------------------------------------------------------------------
     def publish(self, event: ev.Event) -> None:
@@ -245,23 +294,39 @@ class Run:
 
     # ----- checkpoints --------------------------------------------------------------
     def save_checkpoint(self, reason: str) -> Path:
+        """Write a checkpoint; its path, on every rank. Replicated tables are alike on every rank,
+        so rank 0 writes them alone; under ``dist.strategy = fsdp`` every rank writes its shards
+        (``checkpoints.save_sharded``), so every rank must call this at the same step."""
         assert self.run_dir is not None
-        self._publish_steps()
-        for sink in self.sinks:
-            sink.flush()
-        self.state.metrics_offset = self.run_dir.metrics.stat().st_size if self.run_dir.metrics.exists() else 0
-        payload = ckpt.payload(model=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
-                               state=dataclasses.asdict(self.state), schedule=self.schedule.to_dict(),
-                               config=self.cfg.to_dict(), dataset=self.dataset.stats(), reason=reason)
-        path = ckpt.step_path(self.run_dir.checkpoints, self.state.step, reason)
-        ckpt.save_atomic(payload, path)
+        folder, leader = self.run_dir.checkpoints, self.world.leader
+        path = ckpt.step_path(folder, self.state.step, reason, self.sharded_checkpoints)
+        payload = None
+        if leader:
+            self._publish_steps()
+            for sink in self.sinks:
+                sink.flush()
+            self.state.metrics_offset = self.run_dir.metrics.stat().st_size if self.run_dir.metrics.exists() else 0
+            tables = ({}, {}) if self.sharded_checkpoints else (self.model.state_dict(), self.optimizer.state_dict())
+            payload = ckpt.payload(model=tables[0], optimizer=tables[1], state=dataclasses.asdict(self.state),
+                                   schedule=self.schedule.to_dict(), config=self.cfg.to_dict(),
+                                   dataset=self.dataset.stats(), reason=reason)
+        if self.sharded_checkpoints:
+            ckpt.save_sharded(path, self.model, self.optimizer, payload, leader,
+                              lambda: distributed.barrier(self.world))
+        elif leader:
+            assert payload is not None
+            ckpt.save_atomic(payload, path)
         self._last_checkpoint = time.monotonic()
-        if reason in ckpt.ROUTINE:
-            ckpt.prune(self.run_dir.checkpoints, self.cfg.checkpoint.keep_last)
         if reason == "best":
-            path.replace(self.run_dir.best)
-            path = self.run_dir.best
-        self.publish(ev.CheckpointSaved(path=str(path), reason=reason, epoch=self.state.epoch, step=self.state.step))
+            best = ckpt.best_path(folder, self.sharded_checkpoints)
+            if leader:
+                ckpt.replace(path, best)
+            path = best
+        if leader:
+            if reason in ckpt.ROUTINE:
+                ckpt.prune(folder, self.cfg.checkpoint.keep_last)
+            self.publish(ev.CheckpointSaved(path=str(path), reason=reason, epoch=self.state.epoch,
+                                            step=self.state.step))
         return path
 
     # ----- commands -----------------------------------------------------------------
@@ -292,22 +357,40 @@ class Run:
     def _publish_point(self, force: bool = False) -> bool:
         """Every ``run.publish_every`` steps and at least once a second: buffered step metrics
         leave as events and queued commands are taken; while paused, wait for more.
-        Returns True when the run must stop."""
+        Returns True when the run must stop.
+
+        With several ranks, commands are taken when the step's flags say rank 0 holds some
+        (or at a forced point, or while paused): the ranks decide alike, and all enter the
+        broadcast that hands rank 0's commands to every rank."""
         now = time.monotonic()
         due = self.state.step % self.cfg.run.publish_every == 0 or now - self._last_publish >= COMMAND_INTERVAL
-        if not (force or due or self.paused):
+        if not (force or due or self.paused or self._flags.commands):
             return False
-        self._last_publish = now
-        self._publish_steps()
+        if force or due or self.paused:
+            self._last_publish = now
+            self._publish_steps()
+        if self.world.size > 1 and not (force or self.paused or self._flags.commands):
+            return False
         while True:
-            try:
-                command = self.commands.get(block=self.paused, timeout=0.2 if self.paused else None)
-            except queue.Empty:
-                if self.paused:
-                    continue
+            taken = self._take_commands()
+            for command in taken:
+                if self._apply(command):
+                    return True
+            if not self.paused and (self.world.size > 1 or not taken):
                 return False
-            if self._apply(command):
-                return True
+
+    def _take_commands(self) -> list[cmd.Command]:
+        """Rank 0's queued commands, on every rank; while paused, rank 0 waits a moment for one
+        (with several ranks the others wait in the broadcast, which comes well within its timeout)."""
+        taken: list[cmd.Command] = []
+        if self.world.leader:
+            try:
+                taken.append(self.commands.get(block=self.paused, timeout=0.2 if self.paused else None))
+                while True:
+                    taken.append(self.commands.get_nowait())
+            except queue.Empty:
+                pass
+        return distributed.broadcast(self.world, taken)
 
     def _interval_due(self) -> bool:
         """``checkpoint.every_steps`` / ``every_minutes``; the end of an epoch writes its own checkpoint."""
@@ -315,29 +398,47 @@ class Run:
         if s.step_in_epoch == self.steps_per_epoch:
             return False
         by_steps = c.every_steps > 0 and s.step % c.every_steps == 0
-        return by_steps or (c.every_minutes > 0 and time.monotonic() - self._last_checkpoint >= 60 * c.every_minutes)
+        return by_steps or (self._flags.checkpoint if self.world.size > 1 else self._minutes_due())
+
+    def _minutes_due(self) -> bool:
+        """``checkpoint.every_minutes`` by this process's clock (rank 0's decides for all)."""
+        minutes = self.cfg.checkpoint.every_minutes
+        return minutes > 0 and time.monotonic() - self._last_checkpoint >= 60 * minutes
 
     def _stop_requested(self) -> bool:
-        """During a long evaluation only a stop is acted on; other commands wait their turn."""
-        return any(isinstance(c, cmd.Stop) for c in list(self.commands.queue))
+        """During a long evaluation only a stop is acted on; other commands wait their turn.
+        With several ranks an evaluation runs to its end (the ranks would have to agree per chunk)."""
+        return self.world.size == 1 and any(isinstance(c, cmd.Stop) for c in list(self.commands.queue))
+
+    def _gathered(self, summed: tuple[dict[str, float], int]) -> dict[str, float]:
+        """Metric sums of every rank's share of the users, added up, as means."""
+        sums, n_users = summed
+        if self.world.size == 1:
+            return means(sums, n_users)
+        total = distributed.all_sum(self.world, torch.tensor(list(sums.values()), dtype=torch.float64,
+                                                             device=self.device)).tolist()
+        return means(dict(zip(sums, total)), n_users)
 
     # ----- evaluation ---------------------------------------------------------------
     def evaluate(self) -> None:
         self._state(RunState.EVALUATING)
         self.model.eval()
         e = self.cfg.eval
-        users, items = self.model.final_embeddings(self.adj)
+        with self.parallel.whole_tables():
+            users, items = self.model.final_embeddings(self.adj)
+            diagnostics = self._diagnostics() if self.world.leader else None
         results: dict[str, tuple[dict[str, float], float]] = {}
         for split in ("valid", "test"):
             if not len(getattr(self.dataset, split)):
                 continue
             started = time.perf_counter()
-            metrics = evaluate_split(users, items, self.dataset, split, e.ks, e.chunk_users, self._stop_requested)
-            if metrics is None:
+            summed = split_sums(users, items, self.dataset, split, e.ks, e.chunk_users, self._stop_requested,
+                                self.world.share)
+            if summed is None:
                 self.model.train()
                 self._state(RunState.RUNNING)
                 return
-            results[split] = metrics, time.perf_counter() - started
+            results[split] = self._gathered(summed), time.perf_counter() - started
         best_split, metric = e.best_metric.split("/")
         value = results[best_split][0][metric]
         improved = value > self.state.best_value
@@ -348,28 +449,31 @@ class Run:
         for split, (metrics, seconds) in results.items():
             self.publish(ev.EvalResult(epoch=self.state.epoch, step=self.state.step, split=split,
                                        metrics=metrics, best=improved and split == best_split, seconds=seconds))
-        self._diagnostics()
+        if diagnostics is not None:
+            self.publish(diagnostics)
         if improved:
             self.save_checkpoint("best")
         self.model.train()
         self._state(RunState.PAUSED if self.paused else RunState.RUNNING)
 
     @torch.no_grad()
-    def _diagnostics(self) -> None:
+    def _diagnostics(self) -> ev.Diagnostics:
         items = self.model.item_vectors()
         pretrained = self.cfg.model.item_init == "pretrained"
         keep, p10 = retention(items, self.model.item_start) if pretrained else (None, None)
         edges, counts = ([], [])
         if self.pairs is not None:
             edges, counts = similarity_histogram(items, self.pairs.to(items.device), self.cfg.eval.sim_bins)
-        self.publish(ev.Diagnostics(epoch=self.state.epoch, step=self.state.step, retention=keep,
-                                    retention_p10=p10, sim_edges=edges, sim_counts=counts))
+        return ev.Diagnostics(epoch=self.state.epoch, step=self.state.step, retention=keep,
+                              retention_p10=p10, sim_edges=edges, sim_counts=counts)
 
     def _baselines(self) -> None:
         for split in ("valid", "test"):
             if len(getattr(self.dataset, split)):
-                metrics = popularity_metrics(self.dataset, split, self.cfg.eval.ks, self.cfg.eval.chunk_users)
-                self.publish(ev.EvalResult(epoch=0, step=0, split=split, metrics=metrics, model="popularity"))
+                summed = popularity_sums(self.dataset, split, self.cfg.eval.ks, self.cfg.eval.chunk_users,
+                                         self.world.share)
+                self.publish(ev.EvalResult(epoch=0, step=0, split=split, metrics=self._gathered(summed),
+                                           model="popularity"))
 
     # ----- the loop -----------------------------------------------------------------
     def _apply_lr(self) -> None:
@@ -380,21 +484,28 @@ class Run:
         m = self.cfg.model
         return alpha_at(epoch, m.alpha0, m.alpha_decay, m.alpha_min) if m.item_mode == "residual" else None
 
-    def _step(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> ev.StepMetrics:
-        """One optimiser step; raises ``Diverged`` (leaving the parameters untouched) on NaN/inf or a spike."""
+    def _step(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, share: float = 1.0) -> ev.StepMetrics:
+        """One optimiser step; raises ``Diverged`` (leaving the parameters untouched) on NaN/inf or a spike.
+
+        ``share``: this rank's rows over the global batch's. Each rank's loss is a mean over
+        its rows; weighted by ``share × N`` before DDP/FSDP average the gradients, the ranks
+        give the gradient of the global batch's mean, uneven last batches included."""
         o = self.cfg.optim
         self._apply_lr()
         users, pos, neg = users.to(self.device), pos.to(self.device), neg.to(self.device)
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            batch = self.objective.batch(users, pos, neg, self.context)
+            batch = self.objective.batch(users, pos, neg, self.context, self.parallel.step_module)
             loss, terms = self.objective(batch, self.context)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss if self.world.size == 1 else loss * (share * self.world.size)).backward()
         if self.state.epoch < o.item_start_epoch:
             self.model.item.grad = None
         params = {"user": self.model.user, "item": self.model.item}
-        norms = {g: (grad_norm(p.grad) if p.grad is not None else 0.0) for g, p in params.items()}
-        value = loss.item()
+        if self.world.size == 1:
+            norms = {g: (grad_norm(p.grad) if p.grad is not None else 0.0) for g, p in params.items()}
+            value, term_values = loss.item(), {name: value.item() for name, value in terms.items()}
+        else:
+            value, term_values, norms = self._reduced(loss, terms, share, params)
         reason = self.guard.verdict(value, all(math.isfinite(x) for x in norms.values()))
         if reason is not None:
             raise Diverged(reason)
@@ -404,11 +515,32 @@ class Run:
                 if p.grad is not None:
                     p.grad.mul_(o.clip_norm / (total + 1e-6))
         self.optimizer.step()
-        return ev.StepMetrics(epoch=self.state.epoch, step=self.state.step, loss=value,
-                              terms={name: value.item() for name, value in terms.items()},
+        return ev.StepMetrics(epoch=self.state.epoch, step=self.state.step, loss=value, terms=term_values,
                               grad_user=norms["user"], grad_item=norms["item"],
                               lr_user=self.optimizer.param_groups[0]["lr"],
                               lr_item=self.optimizer.param_groups[1]["lr"], alpha=self.alpha(self.state.epoch))
+
+    def _reduced(self, loss: torch.Tensor, terms: dict[str, torch.Tensor], share: float,
+                 params: dict[str, torch.nn.Parameter]) -> tuple[float, dict[str, float], dict[str, float]]:
+        """The step's one all-reduce: the global batch's loss and terms (share-weighted means),
+        the global gradient norms and rank 0's ``StepFlags``, alike on every rank."""
+        flags = [0.0, 0.0]
+        if self.world.leader:
+            flags = [float(not self.commands.empty()), float(self._minutes_due())]
+        parts = [loss.detach().float() * share, *(t.detach().float() * share for t in terms.values()),
+                 *(self.parallel.grad_squares(p.grad).float() for p in params.values()),
+                 torch.tensor(flags, device=loss.device)]
+        summed = distributed.all_sum(self.world, torch.cat([t.reshape(-1) for t in parts])).tolist()
+        n = len(terms)
+        self._flags = StepFlags(commands=summed[-2] > 0, checkpoint=summed[-1] > 0)
+        norms = {g: math.sqrt(sq) if sq >= 0 else math.nan for g, sq in zip(params, summed[n + 1 : n + 3])}
+        return summed[0], dict(zip(terms, summed[1 : n + 1])), norms
+
+    def _device_label(self) -> str:
+        label = device_label(self.device)
+        if self.world.size > 1:
+            label += f" × {self.world.size} ranks ({self.cfg.dist.strategy})"
+        return label
 
     def _diverged(self, reason: str) -> bool:
         """Go back to the last good state, checkpoint it, then follow ``divergence.policy``; True: stop."""
@@ -457,7 +589,10 @@ class Run:
         except Exception as exc:
             saved: str | None = None
             try:
-                saved = str(self.save_checkpoint("error"))
+                if self.world.size == 1:
+                    saved = str(self.save_checkpoint("error"))
+                else:
+                    saved = self._last_saved()
             except Exception as save_exc:  # noqa: BLE001 - the original failure matters more
                 self.publish(ev.Message(level="warning", text=f"could not save a checkpoint: {save_exc}"))
             where = f"; last checkpoint: {saved}" if saved else ""
@@ -466,11 +601,18 @@ class Run:
             self._state(RunState.ERROR)
             raise
 
+    def _last_saved(self) -> str | None:
+        """The newest checkpoint on disk. With several ranks a failure is often a rank gone, and
+        writing one more checkpoint could wait on it in a collective: the last one written stands."""
+        assert self.run_dir is not None
+        newest = ckpt.latest(self.run_dir.checkpoints)
+        return str(newest) if newest is not None else None
+
     def _loop(self) -> RunState:
         s, cfg = self.state, self.cfg
         assert self.run_dir is not None
         self.publish(ev.RunStarted(run_dir=str(self.run_dir.path), name=cfg.run.name, preset=self.preset,
-                                   dataset=self.dataset.stats(), device=device_label(self.device),
+                                   dataset=self.dataset.stats(), device=self._device_label(),
                                    item_mode=cfg.model.item_mode if cfg.model.item_init == "pretrained" else "xavier",
                                    epochs=cfg.run.epochs, steps_per_epoch=self.steps_per_epoch,
                                    start_step=s.step, resumed=self.resumed, clip_norm=cfg.optim.clip_norm,
@@ -496,9 +638,14 @@ class Run:
             while s.step_in_epoch < self.steps_per_epoch:
                 if self.guard.due(s.step_in_epoch):
                     self.guard.keep(s.step, s.step_in_epoch, self.model, self.optimizer, self.schedule)
-                sl = slice(s.step_in_epoch * bs, (s.step_in_epoch + 1) * bs)
+                start = s.step_in_epoch * bs
+                stop = min(start + bs, len(users))
+                rows = rank_rows(start, stop, self.world.share)
+                share = len(range(*rows.indices(len(users)))) / (stop - start)
+                if share == 0:  # an uneven last batch left this rank no row: it steps on one, weighted 0
+                    rows = slice(start, start + 1)
                 try:
-                    metrics = self._step(users[sl], pos[sl], neg[sl])
+                    metrics = self._step(users[rows], pos[rows], neg[rows], share)
                 except Diverged as exc:
                     if self._diverged(exc.reason):
                         self._state(RunState.STOPPED)

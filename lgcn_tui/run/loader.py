@@ -62,6 +62,9 @@ def open_saved(path: Path) -> SavedRun:
 def checkpoint_path(run: RunDir, choice: str) -> Path:
     """``best``, ``last`` or a file path, as the ``--checkpoint`` options take it."""
     if choice == "best":
+        sharded = ckpt.best_path(run.checkpoints, sharded=True)
+        if sharded.exists():
+            return sharded
         if not run.best.exists():
             raise UserError(f"{run.best} does not exist yet (no evaluation has finished); use --checkpoint last")
         return run.best
@@ -89,6 +92,6 @@ def load_model(path: Path, checkpoint: str = "best") -> LoadedModel:
     dataset = data.load(saved.cfg)
     adj, model = build_model(saved.cfg, dataset, pick_device(saved.cfg.run.device))
     file = checkpoint_path(saved.dir, checkpoint)
-    ckpt.restore_model(model, ckpt.load(file)["model"], file)
+    ckpt.restore_weights(model, file)
     model.eval()
     return LoadedModel(saved, dataset, adj, model, file)

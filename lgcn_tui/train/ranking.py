@@ -83,29 +83,44 @@ class Ranker:
                 should_stop: Callable[[], bool] = lambda: False) -> dict[str, float] | None:
         """Mean Recall@K and NDCG@K over users with at least one ``held_out`` ``(user, item)``
         pair; ``None`` if ``should_stop()`` turned true midway (checked before each chunk)."""
+        summed = self.sums(held_out, ks, should_stop)
+        return None if summed is None else means(*summed)
+
+    def sums(self, held_out: np.ndarray, ks: list[int], should_stop: Callable[[], bool] = lambda: False,
+             share: tuple[int, int] = (0, 1)) -> tuple[dict[str, float], int] | None:
+        """Per-metric sums over this ``share`` (``(rank, size)``: the rank-th of ``size`` blocks)
+        of the evaluated users, with the number of users of all shares: summed over the shares
+        and divided, they are ``metrics``. ``None`` if ``should_stop()`` turned true midway."""
         kmax = min(max(ks), self.n_items)
         held_keys = sorted_keys(held_out, self.n_items)
         n_held = torch.from_numpy(np.bincount(held_out[:, 0], minlength=self.n_users))
         users_all = torch.nonzero(n_held > 0).squeeze(1)
+        rank, size = share
+        mine = users_all[rank * len(users_all) // size : (rank + 1) * len(users_all) // size]
         discount = 1.0 / torch.log2(torch.arange(2, kmax + 2, dtype=torch.float64))
         cum_discount = torch.cat([torch.zeros(1, dtype=torch.float64), torch.cumsum(discount, 0)])
         sums = {f"{m}@{k}": 0.0 for m in ("recall", "ndcg") for k in ks}
-        for start in range(0, len(users_all), self.chunk):
+        for start in range(0, len(mine), self.chunk):
             if should_stop():
                 return None
-            users = users_all[start : start + self.chunk]
+            users = mine[start : start + self.chunk]
             top = self.top(users, kmax)[1].cpu()
             hits = held_out_hits(held_keys, users, top, self.n_items).double()
-            size = n_held[users].double()
+            size_held = n_held[users].double()
             for k in ks:
                 kk = min(k, kmax)
                 h = hits[:, :kk]
-                sums[f"recall@{k}"] += float((h.sum(1) / size).sum())
+                sums[f"recall@{k}"] += float((h.sum(1) / size_held).sum())
                 dcg = (h * discount[:kk]).sum(1)
-                idcg = cum_discount[torch.clamp(size, max=kk).long()]
+                idcg = cum_discount[torch.clamp(size_held, max=kk).long()]
                 sums[f"ndcg@{k}"] += float((dcg / idcg).sum())
-        n = max(len(users_all), 1)
-        return {key: value / n for key, value in sums.items()}
+        return sums, len(users_all)
+
+
+def means(sums: dict[str, float], n_users: int) -> dict[str, float]:
+    """Metric sums (``Ranker.sums``, added up over the shares) as means over the evaluated users."""
+    n = max(n_users, 1)
+    return {key: value / n for key, value in sums.items()}
 
 
 def embedding_ranker(users: torch.Tensor, items: torch.Tensor, known: np.ndarray, chunk: int) -> Ranker:
@@ -129,16 +144,30 @@ def evaluate_split(users: torch.Tensor, items: torch.Tensor, dataset: Dataset, s
                    chunk: int, should_stop: Callable[[], bool] = lambda: False) -> dict[str, float] | None:
     """Full-ranking metrics of final vectors (``model.final_embeddings(adj)``) on ``valid``
     (train masked) or ``test`` (train and valid masked); ``None`` if stopped midway."""
+    summed = split_sums(users, items, dataset, split, ks, chunk, should_stop)
+    return None if summed is None else means(*summed)
+
+
+def split_sums(users: torch.Tensor, items: torch.Tensor, dataset: Dataset, split: str, ks: list[int], chunk: int,
+               should_stop: Callable[[], bool] = lambda: False,
+               share: tuple[int, int] = (0, 1)) -> tuple[dict[str, float], int] | None:
+    """``evaluate_split`` as ``Ranker.sums`` over one ``share`` of the users: ranks of a run add these up."""
     ranker = embedding_ranker(users, items, known_items(dataset, split), chunk)
-    return ranker.metrics(getattr(dataset, split), ks, should_stop)
+    return ranker.sums(getattr(dataset, split), ks, should_stop, share)
 
 
 def popularity_metrics(dataset: Dataset, split: str, ks: list[int], chunk: int) -> dict[str, float]:
     """The baseline every model must beat: rank items by training popularity for everyone."""
+    return means(*popularity_sums(dataset, split, ks, chunk))
+
+
+def popularity_sums(dataset: Dataset, split: str, ks: list[int], chunk: int,
+                    share: tuple[int, int] = (0, 1)) -> tuple[dict[str, float], int]:
+    """``popularity_metrics`` as ``Ranker.sums`` over one ``share`` of the users."""
     counts = torch.from_numpy(np.bincount(dataset.train[:, 1], minlength=dataset.n_items)).float()
     ranker = Ranker(lambda u: counts.expand(len(u), -1).clone(), dataset.n_users, dataset.n_items,
                     known_items(dataset, split), chunk)
-    result = ranker.metrics(getattr(dataset, split), ks)
+    result = ranker.sums(getattr(dataset, split), ks, share=share)
     assert result is not None
     return result
 

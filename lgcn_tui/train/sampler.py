@@ -52,3 +52,13 @@ class NegativeSampler:
         order = torch.randperm(len(self.pairs), generator=generator)
         users, pos = self.pairs[order, 0], self.pairs[order, 1]
         return users, pos, self.negatives(users, generator)
+
+
+def rank_rows(start: int, stop: int, share: tuple[int, int]) -> slice:
+    """Rows ``r, r+N, …`` of the global batch ``[start, stop)`` that rank ``r`` of ``N`` (``share``) trains on.
+
+    Every rank draws the same epoch (one permutation and its negatives from the run's
+    seed), so the global batches do not depend on the world size; one process is ``N = 1``.
+    """
+    rank, size = share
+    return slice(start + rank, stop, size)
