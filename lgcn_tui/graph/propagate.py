@@ -184,9 +184,10 @@ def propagate_perturbed(adj: Adjacency, ego: torch.Tensor, layers: int, combine:
     with torch.autocast(device_type=ego.device.type, enabled=False):
         h = ego.float()
         with_ego, with_middle, divide = layer_mix(combine, layers)
-        total = h if with_ego else torch.zeros_like(h)
+        total = h if with_ego else None
         for k in range(1, layers + 1):
             h = perturb(k, _Product.apply(h, adj))
             if with_middle or k == layers:
-                total = total + h
-        return total / divide
+                total = h if total is None else total + h
+        assert total is not None  # layer 0 or the last layer always counts
+        return total / divide if divide != 1 else total

@@ -32,13 +32,13 @@ from ..graph.propagate import propagate_perturbed
 
 class Rows(NamedTuple):
     """A step's vectors: final and layer-0 at the batch's users and items, and, after a perturbed
-    propagation, its whole output (users, items)."""
+    propagation, its whole output in table order (``LightGCN.table_rows`` finds a node's row)."""
 
     user: torch.Tensor
     item: torch.Tensor
     user_ego: torch.Tensor
     item_ego: torch.Tensor
-    whole: tuple[torch.Tensor, torch.Tensor] | None
+    whole: torch.Tensor | None
 
 
 class LightGCN(nn.Module):
@@ -120,14 +120,16 @@ class LightGCN(nn.Module):
         full-size gradient per piece (1–3 ms of a 64-d Gowalla step).
 
         With ``perturb`` the step's propagation is the perturbed one over every node (see
-        ``perturbed``), and ``whole`` holds its user and item outputs. It runs here, in
-        ``forward``, so that DDP synchronises its gradients and FSDP gathers the tables for it.
+        ``perturbed``), and ``whole`` holds its output, left in table order: the terms pick the
+        rows they need, which spares two full-table gathers and their backward. It runs here,
+        in ``forward``, so that DDP synchronises its gradients and FSDP gathers the tables.
         """
         if perturb is not None:
-            all_users, all_items = self.perturbed(adj, perturb)
-            return Rows(all_users.index_select(0, users), all_items.index_select(0, items),
-                        self.user_vectors().index_select(0, users), self.item_vectors().index_select(0, items),
-                        (all_users, all_items))
+            ego = self.ego()
+            out = propagate_perturbed(adj, ego, self.layers, self.combine, perturb)
+            user_rows, item_rows = self.table_rows(users), self.table_rows(items + self.n_users)
+            return Rows(out.index_select(0, user_rows), out.index_select(0, item_rows),
+                        ego.index_select(0, user_rows), ego.index_select(0, item_rows), out)
         nodes = torch.cat([users, items + self.n_users])
         if self.position is not None:
             nodes = self.position.index_select(0, nodes)
@@ -167,6 +169,10 @@ class LightGCN(nn.Module):
         if self.position is not None:
             out = out.index_select(0, self.position)
         return out[: self.n_users], out[self.n_users :]
+
+    def table_rows(self, nodes: torch.Tensor) -> torch.Tensor:
+        """The table rows of nodes (users, then items shifted by ``n_users``)."""
+        return nodes if self.position is None else self.position.index_select(0, nodes)
 
     @torch.no_grad()
     def final_embeddings(self, adj: Adjacency) -> tuple[torch.Tensor, torch.Tensor]:

@@ -32,12 +32,13 @@ from ..model.lightgcn import LightGCN, Rows
 
 @dataclass(frozen=True)
 class Views:
-    """A perturbed step propagation's output for every user and item, and the layer the hook kept."""
+    """A perturbed step propagation's output and the layer its hook kept, both in the model's
+    table order; ``user_rows``/``item_rows`` are the rows of the batch's unique users and positives."""
 
-    users: torch.Tensor
-    items: torch.Tensor
-    layer_users: torch.Tensor
-    layer_items: torch.Tensor
+    out: torch.Tensor
+    layer: torch.Tensor
+    user_rows: torch.Tensor
+    item_rows: torch.Tensor
 
 
 @dataclass(frozen=True)
@@ -109,9 +110,8 @@ class Objective:
         views = None
         if rows.whole is not None:
             (layer,) = kept
-            if model.position is not None:  # table order -> node order, as ``LightGCN.perturbed``
-                layer = layer.index_select(0, model.position)
-            views = Views(*rows.whole, layer[: model.n_users], layer[model.n_users:])
+            views = Views(rows.whole, layer, model.table_rows(torch.unique(users)),
+                          model.table_rows(torch.unique(pos) + model.n_users))
         sizes = [len(users)] * 2 + ([len(extra)] if extra is not None else [])
         outs, egos = rows.item.split(sizes), rows.item_ego.split(sizes)
         return Batch(users, pos, neg, rows.user, outs[0], outs[1], rows.user_ego, egos[0], egos[1], views,

@@ -45,8 +45,8 @@ def uniform(shape: torch.Size, generator: torch.Generator, device: torch.device)
     """
     count = shape.numel()
     draws = torch.empty(-(-count // 3), dtype=torch.int64, device=device).random_(generator=generator)
-    lanes = draws.view(torch.int16).view(-1, 4)[:, :3].reshape(-1)[:count]
-    return lanes.float().add_(32768.5).mul_(1 / 65536).view(shape)
+    lanes = draws.view(torch.int16).view(-1, 4)[:, :3].float().view(-1)[:count]  # one copy: the conversion
+    return lanes.add_(32768.5).mul_(1 / 65536).view(shape)
 
 
 def noise_hook(eps: float, generator: torch.Generator) -> Callable[[int, torch.Tensor], torch.Tensor]:
@@ -58,7 +58,8 @@ def noise_hook(eps: float, generator: torch.Generator) -> Callable[[int, torch.T
 
     def perturb(_k: int, h: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            noise = F.normalize(uniform(h.shape, generator, h.device), dim=-1).mul_(torch.sign(h)).mul_(eps)
+            noise = uniform(h.shape, generator, h.device)
+            noise.div_(noise.norm(dim=-1, keepdim=True).clamp_min_(1e-12).div_(eps)).mul_(torch.sign(h))
         return h + noise.to(h.dtype)
 
     return perturb
@@ -114,8 +115,10 @@ class XSimGcl:
     def __call__(self, batch: Batch, ctx: Context) -> torch.Tensor:
         if batch.views is not None:
             v = batch.views
-            return self.weight * _views_loss(batch, (v.users, v.items), (v.layer_users, v.layer_items),
-                                             self.temperature)
+            return self.weight * (info_nce(v.out.index_select(0, v.user_rows), v.layer.index_select(0, v.user_rows),
+                                           self.temperature)
+                                  + info_nce(v.out.index_select(0, v.item_rows), v.layer.index_select(0, v.item_rows),
+                                             self.temperature))
         model = ctx.model
         perturb, kept = self._hook(ctx)
         final = model.perturbed(ctx.adj, perturb)
