@@ -12,7 +12,8 @@ value within the budget.
         'xsimgcl=gowalla-paper;objective.terms=["reg","xsimgcl"];model.layers=2'
 
 A curve is ``NAME=PRESET`` followed by ``;key=value`` overrides. The presets' own eval
-cadence is replaced by one evaluation per epoch; the metric is the preset's
+cadence is replaced by one evaluation per epoch and a curve runs until its budget ends
+(unless its overrides set ``run.epochs``); the metric is the preset's
 ``eval.best_metric`` split (test for the Gowalla paper split, which trains on train + valid).
 Tune on a validation split, never on test: run the same curves with
 ``data.valid_into_train=false`` and ``eval.best_metric="valid/recall@20"`` first.
@@ -71,9 +72,10 @@ class Curve:
 def parse_curve(text: str, out: Path) -> tuple[str, cfgmod.Config]:
     name, _, spec = text.partition("=")
     preset, *overrides = spec.split(";")
+    # The curve's own overrides come last: one may set run.epochs, e.g. to decay the rate over that many.
     cfg = cfgmod.from_preset(presets.find(preset),
-                             [*overrides, "eval.every=1", "eval.patience=0", "eval.sim_pairs=0", "eval.ks=[20]",
-                              "run.epochs=100000", f'run.out_dir="{out / name}"', f'run.name="{name}"'])
+                             ["eval.every=1", "eval.patience=0", "eval.sim_pairs=0", "eval.ks=[20]",
+                              "run.epochs=100000", *overrides, f'run.out_dir="{out / name}"', f'run.name="{name}"'])
     return name, cfg
 
 

@@ -177,6 +177,14 @@ def test_random_items_get_the_width_of_the_text_vectors(tmp_path: Path, extra: l
     assert learnable.pretrained is not None and learnable.pretrained.shape[1] == width
 
 
+def test_every_mode_trains_with_the_objective_chosen_by_set(tmp_path: Path) -> None:
+    overrides = ['objective.loss="softmax"', 'objective.terms=["reg", "xsimgcl"]', "objective.cl_noisy_ranking=true"]
+    _, configs = ablation.plan("demo", overrides, list(MODE_KEYS), tmp_path / "abl")
+    for mode, cfg in configs.items():
+        assert (cfg.objective.loss, cfg.objective.terms, cfg.objective.cl_noisy_ranking) == \
+            ("softmax", ["reg", "xsimgcl"], True), mode
+
+
 def test_the_table_is_whole_when_the_output_is_not_a_terminal(finished) -> None:
     out, _ = finished
     printed = io.StringIO()
