@@ -83,11 +83,7 @@ def train(name: str, cfg: cfgmod.Config, minutes: float) -> Curve:
     curve = Curve(name, cfg.eval.best_metric.split("/")[0], 60 * minutes)
     run = Run(cfg, preset=name, sinks=[curve])
     curve.run = run
-    run.setup()
-    try:
-        run.train()
-    finally:
-        run.cleanup()
+    run.complete()
     return curve
 
 

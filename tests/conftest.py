@@ -114,9 +114,4 @@ def train_to_end(cfg, *sinks, **run_args) -> "tuple[Run, str]":
     from lgcn_tui.run.lifecycle import Run
 
     run = Run(cfg, preset="test", sinks=list(sinks), **run_args)
-    run.setup()
-    try:
-        state = run.train()
-    finally:
-        run.cleanup()
-    return run, str(state)
+    return run, str(run.complete())

@@ -581,6 +581,15 @@ class Run:
         self.state.step, self.state.step_in_epoch = good.step, good.step_in_epoch
         self._pending = [m for m in self._pending if m.step < good.step]
 
+    def complete(self) -> RunState:
+        """Set up, train to the end or until stopped, clean up: for callers that need nothing
+        beside the run while it trains (benchmarks, tests); a failure is raised after cleanup."""
+        self.setup()
+        try:
+            return self.train()
+        finally:
+            self.cleanup()
+
     def train(self) -> RunState:
         """Train to the end or until stopped (DONE or STOPPED); a failure is published, with a
         checkpoint if one can be written, then raised."""
