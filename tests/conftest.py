@@ -39,6 +39,7 @@ def shared_data() -> Callable[[str], Path]:
 
 
 TINY = [
+    "run.device=cpu",  # the tests' figures (bit-equal resume above all) are the CPU's, even on a GPU box
     "data.synthetic_users=120",
     "data.synthetic_items=90",
     "data.synthetic_per_user=10",
