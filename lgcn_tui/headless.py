@@ -75,11 +75,8 @@ def run_headless(run: Run, console: Console) -> int:
     try:
         while thread.is_alive():
             thread.join(0.25)
-            for item in control.poll() if control is not None else []:
-                if isinstance(item, str):
-                    sink.print(f"[yellow]{item}[/]")
-                else:
-                    run.send(item)
+            if control is not None:
+                control.forward(run.send, lambda problem: sink.print(f"[yellow]{problem}[/]"))
     except KeyboardInterrupt:
         sink.print("[red]interrupted twice: quitting without waiting for the checkpoint[/]")
         outcome["state"] = "interrupted"

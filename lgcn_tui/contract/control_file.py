@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import UserError
@@ -72,6 +73,15 @@ class ControlFileReader:
             except (ValueError, UserError, TypeError) as exc:
                 out.append(f"{self.path}: ignored line {raw.decode(errors='replace')!r}: {exc}")
         return out
+
+    def forward(self, send: Callable[[commands.Command], None], warn: Callable[[str], None]) -> None:
+        """Hand each new command to ``send`` (the run's queue) and each refusal to ``warn``: what
+        the headless runner and the dashboard both do on their own timers."""
+        for item in self.poll():
+            if isinstance(item, str):
+                warn(item)
+            else:
+                send(item)
 
     def _once(self, problem: str) -> list[commands.Command | str]:
         """A lasting problem is reported when it starts, not on every poll."""

@@ -102,7 +102,7 @@ class Objective:
         every node with that term's hook. ``forward``: what the step calls, the model or DDP/FSDP
         around it (default the model)."""
         model = ctx.model
-        extra = next((t.extra_items(ctx) for t in self.terms if hasattr(t, "extra_items")), None)
+        extra = next((t.extra_items(ctx) for t in self.terms if getattr(t, "extra_items", None) is not None), None)
         items = torch.cat([pos, neg] if extra is None else [pos, neg, extra])
         hooked = next((t.step_hook for t in self.terms if getattr(t, "step_hook", None) is not None), None)
         hook, kept = hooked(ctx) if hooked is not None else (None, [])

@@ -62,11 +62,7 @@ class LiveSource:
     def pull(self, history: History) -> None:
         if self.reader is None:
             self.reader = ControlFileReader(self.run_dir)
-        for item in self.reader.poll():
-            if isinstance(item, str):
-                history.handle(ev.Message(level="warning", text=item))
-            else:
-                self.run.send(item)
+        self.reader.forward(self.run.send, lambda problem: history.handle(ev.Message(level="warning", text=problem)))
         self.buffer.drain(history)
 
 
