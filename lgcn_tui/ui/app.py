@@ -294,9 +294,14 @@ class Dashboard(App[int]):
         self.loss.raw = not self.loss.raw
         self.refresh_panes(force=True)
 
+    @work(thread=True, exclusive=True, group="overlay")
     def action_overlay(self) -> None:
+        """Listing the runs reads each one's metrics file (a second a GB): off the UI thread."""
         folder = self.source.run_dir.parent
         others = [s for s in catalog.list_runs(folder) if s.path.resolve() != self.source.run_dir.resolve()]
+        self.call_from_thread(self._offer_overlays, folder, others)
+
+    def _offer_overlays(self, folder: Path, others: list[catalog.RunSummary]) -> None:
         if not others and self.loss.overlay is None:
             self.notify(f"no other run in {folder} to overlay", severity="warning")
             return
