@@ -47,9 +47,10 @@ class History:
     evaluations: list[Evaluation] = field(default_factory=list)
 
     def best(self) -> dict[str, dict[str, float]]:
-        """Metrics per split at the last evaluation the run marked best: the one ``best.pt`` holds."""
-        marked = [e for e in self.evaluations if e.best]
-        return {e.split: e.metrics for e in marked if e.step == marked[-1].step} if marked else {}
+        """Metrics per split at the last evaluation the run marked best: the one ``best.pt`` holds.
+        Only the split that chose it carries the mark, so every split is read at its step."""
+        marked = [e.step for e in self.evaluations if e.best]
+        return {e.split: e.metrics for e in self.evaluations if e.step == marked[-1]} if marked else {}
 
     def final(self) -> dict[str, dict[str, float]]:
         """Metrics per split at each split's last evaluation."""

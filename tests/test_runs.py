@@ -187,6 +187,10 @@ def test_compare_shows_only_differing_keys_and_writes_a_png(tmp_path: Path, tiny
     final = [e for e in read_events(b.run_dir.metrics) if e["event"] == "eval" and e["model"] == "lightgcn"
              and e["split"] == "test"][-1]["metrics"]["ndcg@20"]
     assert f"{final:.4f}" in next(line for line in shown.stdout.splitlines() if "final test ndcg@20" in line)
+    evals = [e for e in read_events(b.run_dir.metrics) if e["event"] == "eval" and e["model"] == "lightgcn"]
+    chosen = [e["step"] for e in evals if e["best"]][-1]  # only valid, the split that picks best.pt, is marked
+    at_best = next(e for e in evals if e["step"] == chosen and e["split"] == "test")["metrics"]["recall@20"]
+    assert f"{at_best:.4f}" in next(line for line in shown.stdout.splitlines() if "best test recall@20" in line)
     assert plot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") and plot.stat().st_size > 10_000
     alone = lgcn("compare", "three", cwd=tmp_path)
     assert alone.returncode == 2 and "compare needs at least two runs" in alone.stderr
