@@ -397,11 +397,12 @@ def anchor(cfg: Config, folder: Path, only: str | None = None) -> None:
     any working directory and the run's config.toml names the very files it read (a resume from
     elsewhere finds them). ``$VAR`` and ``~`` paths are left for ``expand_path`` at load time."""
     for key, rule in rules().items():
+        if not rule.path or only not in (None, key):
+            continue
         section, name = key.split(".")
         value = getattr(getattr(cfg, section), name)
-        if rule.path and (only is None or only == key) and value and not value.startswith(("$", "~")):
-            setattr(getattr(cfg, section), name, str((folder / value).resolve()) if not Path(value).is_absolute()
-                    else value)
+        if value and not value.startswith(("$", "~")) and not Path(value).is_absolute():
+            setattr(getattr(cfg, section), name, str((folder / value).resolve()))
 
 
 _ENV = re.compile(r"\$\{(\w+)\}|\$(\w+)")
