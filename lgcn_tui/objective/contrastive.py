@@ -26,7 +26,6 @@ generator, drawn in layer order, so runs repeat. Defaults are XSimGCL's (λ 0.2,
 
 from __future__ import annotations
 
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -49,7 +48,7 @@ def uniform(shape: torch.Size, generator: torch.Generator, device: torch.device)
     return lanes.add_(32768.5).mul_(1 / 65536).view(shape)
 
 
-def noise_hook(eps: float, generator: torch.Generator) -> Callable[[int, torch.Tensor], torch.Tensor]:
+def noise_hook(eps: float, generator: torch.Generator) -> Hook:
     """SimGCL's per-layer perturbation, for ``LightGCN.perturbed``.
 
     The noise is added as a constant: its only dependence on h is through sign(h), whose
