@@ -26,7 +26,6 @@ generator, drawn in layer order, so runs repeat. Defaults are XSimGCL's (λ 0.2,
 
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 
