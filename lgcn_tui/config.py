@@ -70,8 +70,9 @@ class RunConfig:
     device: str = setting("auto", choices=("auto", "cpu", "cuda"))
     epochs: int = setting(20, above=0, resume=True)
     amp: bool = True
+    deterministic: bool = setting(False, resume=True)
     threads: int = setting(0, at_least=0, resume=True)
-    publish_every: int = setting(1, above=0, resume=True)
+    publish_every: int = setting(0, at_least=0, resume=True)
 
 
 @dataclass
@@ -100,6 +101,7 @@ class GraphConfig:
     norm: str = setting("symmetric", choices=("symmetric", "mean"))
     backend: str = setting("torch", choices=("torch", "dgl", "dgl-sequential"))
     reorder: bool = True
+    kernel: str = setting("auto", choices=("auto", "bag", "sparse"), resume=True)
 
 
 @dataclass

@@ -8,7 +8,7 @@ import torch
 
 from lgcn_tui.graph.adjacency import build_adjacency
 from lgcn_tui.graph.layout import locality_positions
-from lgcn_tui.graph.propagate import _slice_torch, propagate_all, propagate_rows, row_slice
+from lgcn_tui.graph.propagate import propagate_all, propagate_rows, row_slice
 
 
 def random_graph(seed: int, n_users: int = 9, n_items: int = 7, n_edges: int = 25) -> np.ndarray:
@@ -71,13 +71,20 @@ def dense_propagation(ref: torch.Tensor, ego: torch.Tensor, layers: int, combine
 @pytest.mark.parametrize(("layers", "combine"), [(k, c) for k in range(4) for c in ("mean", "hops", "last")
                                                  if (k, c) != (0, "hops")])  # hops needs a layer (config refuses)
 @pytest.mark.parametrize("reorder", [True, False])
-def test_forward_and_backward_match_dense_autograd(norm: str, layers: int, combine: str, reorder: bool) -> None:
+@pytest.mark.parametrize(("kernel", "slice_rows"), [("bag", True), ("bag", False), ("sparse", False)],
+                         ids=["cpu-path", "device-path", "device-path-cusparse-kernel"])
+def test_forward_and_backward_match_dense_autograd(norm: str, layers: int, combine: str, reorder: bool,
+                                                   kernel: str, slice_rows: bool) -> None:
+    """Every way a step reaches its rows: the host's row slice, and the accelerator's full
+    products (the torch ops CUDA runs) with either product kernel. Rows repeat, as a node
+    that is both a positive and a negative does."""
     train = random_graph(layers)
     adj = build_adjacency(train, 9, 7, norm, reorder)
+    adj.kernel, adj.slice_rows = kernel, slice_rows
     ref = dense_reference(train, 9, 7, norm).float()
     gen = torch.Generator().manual_seed(1)
     ego = torch.randn(16, 5, generator=gen, dtype=torch.float32)
-    rows = torch.tensor([0, 3, 9, 12, 15])
+    rows = torch.tensor([0, 3, 9, 12, 15, 3, 12])
     weights = torch.randn(len(rows), 5, generator=gen, dtype=torch.float32)
     weights0 = torch.randn(len(rows), 5, generator=gen, dtype=torch.float32)
 
@@ -112,14 +119,12 @@ def test_gradient_through_the_layer0_rows_alone(layers: int) -> None:
     assert torch.equal(ego.grad, expected)
 
 
-@pytest.mark.parametrize("slicer", [row_slice, _slice_torch], ids=["cpu-scipy", "torch-ops"])
-def test_row_slice_is_the_rows_and_their_transpose(slicer) -> None:
-    """Both builds: scipy's serves the CPU, the torch ops serve other devices."""
+def test_row_slice_is_the_rows_and_their_transpose() -> None:
     train = random_graph(5)
     train = train[train[:, 0] != 3]  # user 3 has no items: an empty row in the slice
     adj = build_adjacency(train, 9, 7, "mean")
     rows = table_rows(adj, torch.tensor([1, 3, 4, 10, 15]))
-    sliced, transposed = slicer(adj.matrix, rows)
+    sliced, transposed = row_slice(adj.matrix, rows)
     dense = adj.matrix.to_dense()
     assert torch.equal(sliced.to_dense(), dense[rows])
     assert torch.equal(transposed.to_dense(), dense[rows].T)

@@ -63,9 +63,22 @@ def evals(events: list[dict]) -> list[tuple[int, str, dict]]:
     return [(e["epoch"], e["split"], e["metrics"]) for e in events if e["event"] == "eval" and e["model"] == "lightgcn"]
 
 
-@pytest.mark.parametrize("mode", ["learnable", "residual"])
-def test_interrupted_and_resumed_run_equals_uninterrupted(tiny_config, mode: str) -> None:
-    cfg = tiny_config(f"model.item_mode={mode}", "optim.item_start_epoch=1", "optim.warmup_epochs=1")
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (this case runs on GPU boxes)")
+NOISY = ['objective.terms=["reg", "xsimgcl"]', "objective.cl_noisy_ranking=true"]
+
+
+@pytest.mark.parametrize(("mode", "extra"), [
+    ("learnable", []),
+    ("residual", []),
+    pytest.param("learnable", NOISY, id="learnable-xsimgcl-noise"),
+    pytest.param("learnable", ["run.device=cuda", "run.deterministic=true", *NOISY], id="cuda", marks=CUDA),
+    pytest.param("residual", ["run.device=cuda", "run.deterministic=true", "run.amp=false"], id="cuda-fp32",
+                 marks=CUDA),
+])
+def test_interrupted_and_resumed_run_equals_uninterrupted(tiny_config, mode: str, extra: list[str]) -> None:
+    """Bit for bit, the step noise included (its generator's state rides in the checkpoint); on
+    CUDA with ``run.deterministic``, whose kernels add up in a fixed order."""
+    cfg = tiny_config(f"model.item_mode={mode}", "optim.item_start_epoch=1", "optim.warmup_epochs=1", *extra)
     whole, _, run_a = start(cfg)
     assert whole.train() == "done"
     whole.cleanup()
@@ -306,9 +319,11 @@ def test_gradients_are_clipped_to_the_max_norm_before_the_step(tiny_config) -> N
     step = trainer.optimizer.step
 
     def checked_step(*args, **kwargs):
+        """The gradients the update used: the fused optimiser scales them in place as it steps."""
+        result = step(*args, **kwargs)
         grads = [p.grad for p in (trainer.model.user, trainer.model.item) if p.grad is not None]
         seen.append(float(torch.sqrt(sum(g.pow(2).sum() for g in grads))))
-        return step(*args, **kwargs)
+        return result
 
     trainer.optimizer.step = checked_step  # type: ignore[method-assign]
     trainer.train()

@@ -8,6 +8,10 @@ The matrices are indexed in the locality order of ``graph.layout`` (``position[v
 node v's row and column), the order the model keeps its node table in: with P that
 permutation, ``matrix`` = PÂPᵀ and ``transpose`` its transpose (the same object when Â is
 symmetric). ``graph.reorder = false`` keeps node order (``position`` is then None).
+
+``kernel`` and ``slice_rows`` say how ``graph.propagate`` multiplies by it (the product
+kernel of ``graph.kernel``; whether a step slices Â's rows on the host or gathers them from
+full products, decided by the device), and the values' dtype is the products' precision.
 """
 
 from __future__ import annotations
@@ -28,6 +32,12 @@ class Adjacency:
     position: torch.Tensor | None  # node -> row and column; None: node order itself
     n_users: int
     n_items: int
+    kernel: str = "bag"
+    slice_rows: bool = True
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.matrix.dtype
 
     @property
     def n_nodes(self) -> int:
@@ -37,11 +47,20 @@ class Adjacency:
     def nnz(self) -> int:
         return int(self.matrix.values().numel())
 
-    def to(self, device: torch.device) -> "Adjacency":
-        matrix = self.matrix.to(device)
-        transpose = matrix if self.transpose is self.matrix else self.transpose.to(device)
+    def to(self, device: torch.device, dtype: torch.dtype = torch.float32) -> "Adjacency":
+        """On ``device`` with values in ``dtype``; rows are sliced on the host only when the device is the host."""
+        matrix = _moved(self.matrix, device, dtype)
+        transpose = matrix if self.transpose is self.matrix else _moved(self.transpose, device, dtype)
         position = None if self.position is None else self.position.to(device)
-        return Adjacency(matrix, transpose, position, self.n_users, self.n_items)
+        return Adjacency(matrix, transpose, position, self.n_users, self.n_items, self.kernel,
+                         slice_rows=device.type == "cpu")
+
+
+def _moved(matrix: torch.Tensor, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    if matrix.dtype == dtype:
+        return matrix.to(device)
+    return csr_tensor(matrix.crow_indices().to(device), matrix.col_indices().to(device),
+                      matrix.values().to(device, dtype), tuple(matrix.shape))
 
 
 def _csr(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, n: int) -> torch.Tensor:

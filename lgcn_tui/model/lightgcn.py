@@ -114,8 +114,10 @@ class LightGCN(nn.Module):
                 perturb: Callable[[int, torch.Tensor], torch.Tensor] | None = None) -> Rows:
         """Final and layer-0 vectors of the given users and items (item indices are 0-based).
 
-        Propagation runs once over the union of the batch's nodes, so a node that is both a
-        positive and a negative is computed once. The outputs are ``split`` rather than
+        Propagation runs once for the batch. Where rows are sliced on the host (the CPU) it
+        runs over the union of the batch's nodes, so a node that is both a positive and a
+        negative is computed once; on an accelerator the rows are gathered as they come, since
+        finding the union would make the host wait for the device. The outputs are ``split`` rather than
         sliced: the backward of a split is one concatenation, that of a slice a zero-filled
         full-size gradient per piece (1–3 ms of a 64-d Gowalla step).
 
@@ -133,11 +135,15 @@ class LightGCN(nn.Module):
         nodes = torch.cat([users, items + self.n_users])
         if self.position is not None:
             nodes = self.position.index_select(0, nodes)
-        unique, inverse = torch.unique(nodes, return_inverse=True)
-        final, ego_rows = self.backend.rows(adj, self.ego(), unique, self.layers, self.combine)
+        if adj.slice_rows:
+            unique, inverse = torch.unique(nodes, return_inverse=True)
+            final, ego_rows = self.backend.rows(adj, self.ego(), unique, self.layers, self.combine)
+            final, ego_rows = final.index_select(0, inverse), ego_rows.index_select(0, inverse)
+        else:
+            final, ego_rows = self.backend.rows(adj, self.ego(), nodes, self.layers, self.combine)
         sizes = [len(users), len(items)]
-        user, item = final.index_select(0, inverse).split(sizes)
-        ego_user, ego_item = ego_rows.index_select(0, inverse).split(sizes)
+        user, item = final.split(sizes)
+        ego_user, ego_item = ego_rows.split(sizes)
         return Rows(user, item, ego_user, ego_item, None)
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):  # type: ignore[override]

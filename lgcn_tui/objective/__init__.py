@@ -28,17 +28,21 @@ from ..config import Config
 from ..errors import UserError
 from ..graph.adjacency import Adjacency
 from ..model.lightgcn import LightGCN, Rows
+from .unique import first_occurrence
 
 
 @dataclass(frozen=True)
 class Views:
     """A perturbed step propagation's output and the layer its hook kept, both in the model's
-    table order; ``user_rows``/``item_rows`` are the rows of the batch's unique users and positives."""
+    table order; ``user_rows``/``item_rows`` are the rows of the batch's users and positives,
+    ``user_first``/``item_first`` mark each one's first occurrence (the unique ones, as a mask)."""
 
     out: torch.Tensor
     layer: torch.Tensor
     user_rows: torch.Tensor
     item_rows: torch.Tensor
+    user_first: torch.Tensor
+    item_first: torch.Tensor
 
 
 @dataclass(frozen=True)
@@ -110,8 +114,8 @@ class Objective:
         views = None
         if rows.whole is not None:
             (layer,) = kept
-            views = Views(rows.whole, layer, model.table_rows(torch.unique(users)),
-                          model.table_rows(torch.unique(pos) + model.n_users))
+            views = Views(rows.whole, layer, model.table_rows(users), model.table_rows(pos + model.n_users),
+                          first_occurrence(users), first_occurrence(pos))
         sizes = [len(users)] * 2 + ([len(extra)] if extra is not None else [])
         outs, egos = rows.item.split(sizes), rows.item_ego.split(sizes)
         return Batch(users, pos, neg, rows.user, outs[0], outs[1], rows.user_ego, egos[0], egos[1], views,

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 from ..config import Config
 from . import Batch, Context, Hook, register
+from .unique import first_occurrence
 
 
 def uniform(shape: torch.Size, generator: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -63,19 +64,28 @@ def noise_hook(eps: float, generator: torch.Generator) -> Hook:
     return perturb
 
 
-def info_nce(anchor: torch.Tensor, other: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Row r of ``anchor`` against every row of ``other``, its own row the positive (cosine / τ)."""
+def info_nce(anchor: torch.Tensor, other: torch.Tensor, temperature: float,
+             keep: torch.Tensor | None = None) -> torch.Tensor:
+    """Row r of ``anchor`` against every row of ``other``, its own row the positive (cosine / τ).
+    ``keep``: the rows that count, as rows and as negatives (default all): the same value as
+    for ``anchor[keep]`` and ``other[keep]``."""
     with torch.autocast(device_type=anchor.device.type, enabled=False):
         a, b = F.normalize(anchor.float(), dim=-1), F.normalize(other.float(), dim=-1)
         logits = a @ b.T / temperature
-        return (torch.logsumexp(logits, 1) - logits.diagonal()).mean()
+        if keep is None:
+            return (torch.logsumexp(logits, 1) - logits.diagonal()).mean()
+        logits = logits.masked_fill(~keep.unsqueeze(0), float("-inf"))
+        per_row = (torch.logsumexp(logits, 1) - logits.diagonal()).masked_fill(~keep, 0.0)
+        return per_row.sum() / keep.sum()
 
 
 def _views_loss(batch: Batch, first: tuple[torch.Tensor, torch.Tensor], second: tuple[torch.Tensor, torch.Tensor],
                 temperature: float) -> torch.Tensor:
-    users, items = torch.unique(batch.users), torch.unique(batch.pos)
-    return (info_nce(first[0].index_select(0, users), second[0].index_select(0, users), temperature)
-            + info_nce(first[1].index_select(0, items), second[1].index_select(0, items), temperature))
+    users, items = batch.users, batch.pos
+    return (info_nce(first[0].index_select(0, users), second[0].index_select(0, users), temperature,
+                     first_occurrence(users))
+            + info_nce(first[1].index_select(0, items), second[1].index_select(0, items), temperature,
+                       first_occurrence(items)))
 
 
 class SimGcl:
@@ -114,9 +124,9 @@ class XSimGcl:
         if batch.views is not None:
             v = batch.views
             return self.weight * (info_nce(v.out.index_select(0, v.user_rows), v.layer.index_select(0, v.user_rows),
-                                           self.temperature)
+                                           self.temperature, v.user_first)
                                   + info_nce(v.out.index_select(0, v.item_rows), v.layer.index_select(0, v.item_rows),
-                                             self.temperature))
+                                             self.temperature, v.item_first))
         model = ctx.model
         perturb, kept = self._hook(ctx)
         final = model.perturbed(ctx.adj, perturb)

@@ -10,8 +10,11 @@ dashboard, ``ablate`` and the tests drive this same object; it never imports a U
 and runs on any thread.
 
 Steering: commands (``contract.commands``) wait in a queue and are taken at publish points,
-every ``run.publish_every`` steps and at least once a second, where buffered step metrics
-also leave as events. Exact resume: the sampler's generator state at the start of the
+every ``run.publish_every`` steps and at least four times a second, where buffered step metrics
+also leave as events. Between publish points the host never waits for the device: a step's
+loss, terms and gradient norms stay there (``StepRecord``) and are read together at the
+next publish point (``_settle``), where the divergence guard checks them in order; only a
+state whose steps all passed is kept as good, checkpointed, or ends an epoch. Exact resume: the sampler's generator state at the start of the
 epoch is saved with the step inside the epoch, so a resumed run redraws the same triples
 and skips those done.
 
@@ -34,6 +37,7 @@ import queue
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +63,8 @@ from .loader import build_model
 from .lock import RunLock
 
 GROUPS = ("user", "item")
-COMMAND_INTERVAL = 1.0
+# A publish point at least this often (seconds): the dashboard refreshes at 4 Hz.
+COMMAND_INTERVAL = 0.25
 
 
 @dataclass
@@ -74,6 +79,7 @@ class TrainState:
     best_epoch: int = -1
     bad_evals: int = 0
     metrics_offset: int = 0
+    noise_rng: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -84,20 +90,37 @@ class StepFlags:
     checkpoint: bool = False
 
 
-class Diverged(Exception):
-    """A step whose loss or gradient diverged; its update was not applied."""
+@dataclass(frozen=True)
+class StepRecord:
+    """A step as it left the device: ``figures`` holds the loss, each term and the two
+    groups' gradient norms, still on the device until the next publish point reads them all."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+    epoch: int
+    step: int
+    terms: tuple[str, ...]
+    figures: torch.Tensor
+    lr_user: float
+    lr_item: float
+    alpha: float | None
 
 
-def grad_norm(grad: torch.Tensor) -> float:
-    """L2 norm of a gradient as ``√(g·g)``: a BLAS dot is 3× faster than ``Tensor.norm`` on
-    CPU, where a Gowalla step spent 2 ms on the two norms. Like ``norm``, it is inf once the
-    squares overflow float32, which the NaN/inf check then catches."""
+class Settled(Enum):
+    """What reading the unchecked steps found: all passed, the run went back to its last good
+    state (and carries on from there), or it must stop."""
+
+    FINE = "fine"
+    ROLLED_BACK = "rolled back"
+    STOP = "stop"
+
+
+def grad_squares(grad: torch.Tensor | None, device: torch.device) -> torch.Tensor:
+    """``g·g`` on the device: a BLAS dot is 3× faster than ``Tensor.norm`` on CPU, where a
+    Gowalla step spent 2 ms on the two norms. Like ``norm``, it is inf once the squares
+    overflow float32, which the NaN/inf check then catches."""
+    if grad is None:
+        return torch.zeros((), device=device)
     flat = grad.reshape(-1)
-    return math.sqrt(torch.dot(flat, flat).item())
+    return torch.dot(flat, flat).float()
 
 
 class Run:
@@ -129,7 +152,10 @@ class Run:
         self.world = distributed.SOLO
         self._flags = StepFlags()
         self._pending: list[ev.StepMetrics] = []
+        self._unchecked: list[StepRecord] = []
+        self._epoch_losses: dict[int, float] = {}
         self._notices: list[str] = []
+        self._facts: list[str] = []
         self._last_publish = self._last_checkpoint = time.monotonic()
 
     def send(self, command: cmd.Command) -> None:
@@ -139,8 +165,8 @@ class Run:
     # ----- set-up -------------------------------------------------------------------
     def setup(self) -> None:
         cfg = self.cfg
-        prepare_process(cfg.run.threads)
         self.world, self.device = distributed.start(pick_device(cfg.run.device), cfg.dist.timeout_s)
+        prepare_process(cfg.run.threads, cfg.run.deterministic, cfg.run.amp, self.device)
         try:
             self._setup()
         except BaseException:
@@ -157,7 +183,10 @@ class Run:
         self.objective = objective.build(cfg)
         check_extras(cfg)
         saved = self._chosen_checkpoint() if self.resumed else None
-        self.adj, self.model = build_model(cfg, self.dataset, self.device)
+        self.adj, self.model = build_model(cfg, self.dataset, self.device, self._facts)
+        cfg.graph.kernel = self.adj.kernel
+        if cfg.run.amp and self.device.type == "cpu":
+            self._facts.append("run.amp does nothing on the CPU: products and scores run in fp32 there")
         self.parallel = parallel.build(self.model, world, cfg.dist.strategy, cfg.objective)
         # Fixed for the run (dist.strategy cannot change on resume), so a run's checkpoints are all alike.
         self.sharded_checkpoints = cfg.dist.strategy == "fsdp"
@@ -257,6 +286,8 @@ class Run:
         scales = LrSchedule.from_dict(payload["schedule"]).lr_scale
         self.schedule = dataclasses.replace(self.schedule, lr_scale=scales)
         self.generator.set_state(torch.tensor(self.state.epoch_rng, dtype=torch.uint8))
+        if self.state.noise_rng and self.world.size == 1:
+            self.context.generator.set_state(torch.tensor(self.state.noise_rng, dtype=torch.uint8))
         assert self.run_dir is not None
         if self.world.leader and self.run_dir.metrics.exists():
             with open(self.run_dir.metrics, "r+b") as fh:
@@ -284,10 +315,13 @@ class Run:
             self.publish(metrics)
 
     def _announce(self) -> None:
-        """Notices from set-up (a lock taken over, a checkpoint that did not load), once the log is open."""
+        """Notices from set-up (a lock taken over, a checkpoint that did not load) and facts
+        worth a line (the product kernel measured), once the log is open."""
         for note in self._notices:
             self.publish(ev.Message(level="warning", text=note))
-        self._notices = []
+        for fact in self._facts:
+            self.publish(ev.Message(level="info", text=fact))
+        self._notices, self._facts = [], []
 
     def _state(self, state: RunState) -> None:
         self.publish(ev.StateChanged(state=state, epoch=self.state.epoch, step=self.state.step))
@@ -306,6 +340,7 @@ class Run:
             for sink in self.sinks:
                 sink.flush()
             self.state.metrics_offset = self.run_dir.metrics.stat().st_size if self.run_dir.metrics.exists() else 0
+            self.state.noise_rng = self.context.generator.get_state().tolist()
             tables = ({}, {}) if self.sharded_checkpoints else (self.model.state_dict(), self.optimizer.state_dict())
             payload = ckpt.payload(model=tables[0], optimizer=tables[1], state=dataclasses.asdict(self.state),
                                    schedule=self.schedule.to_dict(), config=self.cfg.to_dict(),
@@ -355,16 +390,24 @@ class Run:
         return False
 
     def _publish_point(self, force: bool = False) -> bool:
-        """Every ``run.publish_every`` steps and at least once a second: buffered step metrics
-        leave as events and queued commands are taken; while paused, wait for more.
-        Returns True when the run must stop.
+        """Every ``run.publish_every`` steps and at least every ``COMMAND_INTERVAL`` seconds:
+        buffered step metrics leave as events and queued commands are taken; while paused,
+        wait for more. Returns True when the run must stop. ``publish_every = 0`` (the
+        default) means every step on the CPU, where reading a step's figures costs nothing,
+        and by the clock alone on an accelerator, where each read waits for the device.
 
         With several ranks, commands are taken when the step's flags say rank 0 holds some
         (or at a forced point, or while paused): the ranks decide alike, and all enter the
         broadcast that hands rank 0's commands to every rank."""
         now = time.monotonic()
-        due = self.state.step % self.cfg.run.publish_every == 0 or now - self._last_publish >= COMMAND_INTERVAL
-        if not (force or due or self.paused or self._flags.commands):
+        every = self.cfg.run.publish_every or (1 if self.device.type == "cpu" else 0)
+        due = (every > 0 and self.state.step % every == 0) or now - self._last_publish >= COMMAND_INTERVAL
+        wanted = force or due or self.paused or self._flags.commands
+        # With several ranks the step's all-reduce has brought its figures to the host already,
+        # and every rank must meet a divergence at the same step: they settle after each step.
+        if (wanted or self.world.size > 1) and self._settle() is Settled.STOP:
+            return True
+        if not wanted:
             return False
         if force or due or self.paused:
             self._last_publish = now
@@ -484,46 +527,85 @@ class Run:
         m = self.cfg.model
         return alpha_at(epoch, m.alpha0, m.alpha_decay, m.alpha_min) if m.item_mode == "residual" else None
 
-    def _step(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, share: float = 1.0) -> ev.StepMetrics:
-        """One optimiser step; raises ``Diverged`` (leaving the parameters untouched) on NaN/inf or a spike.
+    def _step(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, share: float = 1.0) -> StepRecord:
+        """One optimiser step, without waiting for the device: its figures stay there
+        (``StepRecord``) until ``_settle`` reads them with those of the steps before.
+
+        Clipping and the NaN/inf check run on the device too: with a fused optimiser the
+        clip factor is its ``grad_scale`` and a non-finite step its ``found_inf`` (the update is
+        skipped in the kernel); other optimisers scale the gradients, and a non-finite update
+        is undone when ``_settle`` goes back to the last good state.
 
         ``share``: this rank's rows over the global batch's. Each rank's loss is a mean over
         its rows; weighted by ``share × N`` before DDP/FSDP average the gradients, the ranks
         give the gradient of the global batch's mean, uneven last batches included."""
         o = self.cfg.optim
         self._apply_lr()
-        users, pos, neg = users.to(self.device), pos.to(self.device), neg.to(self.device)
+        # Before the forward, so last step's gradients are not held through it.
+        self.optimizer.zero_grad(set_to_none=True)
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             batch = self.objective.batch(users, pos, neg, self.context, self.parallel.step_module)
             loss, terms = self.objective(batch, self.context)
-        self.optimizer.zero_grad(set_to_none=True)
         (loss if self.world.size == 1 else loss * (share * self.world.size)).backward()
         if self.state.epoch < o.item_start_epoch:
             self.model.item.grad = None
         params = {"user": self.model.user, "item": self.model.item}
         if self.world.size == 1:
-            norms = {g: (grad_norm(p.grad) if p.grad is not None else 0.0) for g, p in params.items()}
-            value, term_values = loss.item(), {name: value.item() for name, value in terms.items()}
+            norms = torch.stack([grad_squares(p.grad, self.device) for p in params.values()]).sqrt()
+            parts = [loss.detach().float().reshape(1), *(t.detach().float().reshape(1) for t in terms.values()), norms]
+            figures = torch.cat(parts)
         else:
-            value, term_values, norms = self._reduced(loss, terms, share, params)
-        reason = self.guard.verdict(value, all(math.isfinite(x) for x in norms.values()))
-        if reason is not None:
-            raise Diverged(reason)
-        total = math.hypot(*norms.values())
-        if o.clip_norm and total > o.clip_norm:
-            for p in params.values():
+            figures = torch.tensor(self._reduced(loss, terms, share, params), device=self.device)
+            norms = figures[-2:]
+        self._update(norms)
+        return StepRecord(epoch=self.state.epoch, step=self.state.step, terms=tuple(terms), figures=figures,
+                          lr_user=self.optimizer.param_groups[0]["lr"], lr_item=self.optimizer.param_groups[1]["lr"],
+                          alpha=self.alpha(self.state.epoch))
+
+    def _update(self, norms: torch.Tensor) -> None:
+        """Clip to ``optim.clip_norm`` (of both groups together) and step, all on the device."""
+        clip = self.cfg.optim.clip_norm
+        total = torch.linalg.vector_norm(norms)
+        scale = None
+        if clip:
+            scale = torch.where(total > clip, (total + 1e-6) / clip, torch.ones_like(total))
+        if getattr(self.optimizer, "_step_supports_amp_scaling", False):
+            self.optimizer.grad_scale = scale  # type: ignore[attr-defined]
+            self.optimizer.found_inf = (~torch.isfinite(total)).float()  # type: ignore[attr-defined]
+        elif scale is not None:
+            for p in (self.model.user, self.model.item):
                 if p.grad is not None:
-                    p.grad.mul_(o.clip_norm / (total + 1e-6))
+                    p.grad.div_(scale)
         self.optimizer.step()
-        return ev.StepMetrics(epoch=self.state.epoch, step=self.state.step, loss=value, terms=term_values,
-                              grad_user=norms["user"], grad_item=norms["item"],
-                              lr_user=self.optimizer.param_groups[0]["lr"],
-                              lr_item=self.optimizer.param_groups[1]["lr"], alpha=self.alpha(self.state.epoch))
+
+    def _settle(self) -> Settled:
+        """Read the figures of the steps not yet checked (one wait for the device), in step
+        order: each passes the guard and joins the metrics to publish, or the first that does
+        not sends the run back to its last good state (``_diverged``); after that, a publish
+        point is held at once, where a run paused by the divergence waits."""
+        records, self._unchecked = self._unchecked, []
+        if not records:
+            return Settled.FINE
+        for record, values in zip(records, torch.stack([r.figures for r in records]).tolist()):
+            loss, norms = values[0], values[-2:]
+            reason = self.guard.verdict(loss, all(math.isfinite(x) for x in norms))
+            if reason is not None:
+                if self._diverged(reason, record.step) or self._publish_point(force=True):
+                    return Settled.STOP
+                return Settled.ROLLED_BACK
+            self._epoch_losses[record.step] = loss
+            self._pending.append(ev.StepMetrics(
+                epoch=record.epoch, step=record.step, loss=loss, terms=dict(zip(record.terms, values[1:-2])),
+                grad_user=norms[0], grad_item=norms[1], lr_user=record.lr_user, lr_item=record.lr_item,
+                alpha=record.alpha))
+        return Settled.FINE
 
     def _reduced(self, loss: torch.Tensor, terms: dict[str, torch.Tensor], share: float,
-                 params: dict[str, torch.nn.Parameter]) -> tuple[float, dict[str, float], dict[str, float]]:
-        """The step's one all-reduce: the global batch's loss and terms (share-weighted means),
-        the global gradient norms and rank 0's ``StepFlags``, alike on every rank."""
+                 params: dict[str, torch.nn.Parameter]) -> list[float]:
+        """The step's one all-reduce: the global batch's loss and terms (share-weighted means)
+        and the global gradient norms (the figures of a ``StepRecord``), alike on every rank,
+        and rank 0's ``StepFlags``. Reading the flags waits for the device: with several ranks
+        the host learns every step whether commands wait."""
         flags = [0.0, 0.0]
         if self.world.leader:
             flags = [float(not self.commands.empty()), float(self._minutes_due())]
@@ -533,8 +615,8 @@ class Run:
         summed = distributed.all_sum(self.world, torch.cat([t.reshape(-1) for t in parts])).tolist()
         n = len(terms)
         self._flags = StepFlags(commands=summed[-2] > 0, checkpoint=summed[-1] > 0)
-        norms = {g: math.sqrt(sq) if sq >= 0 else math.nan for g, sq in zip(params, summed[n + 1 : n + 3])}
-        return summed[0], dict(zip(terms, summed[1 : n + 1])), norms
+        norms = [math.sqrt(sq) if sq >= 0 else math.nan for sq in summed[n + 1 : n + 3]]
+        return [*summed[: n + 1], *norms]
 
     def _device_label(self) -> str:
         label = device_label(self.device)
@@ -542,9 +624,9 @@ class Run:
             label += f" × {self.world.size} ranks ({self.cfg.dist.strategy})"
         return label
 
-    def _diverged(self, reason: str) -> bool:
+    def _diverged(self, reason: str, bad_step: int) -> bool:
         """Go back to the last good state, checkpoint it, then follow ``divergence.policy``; True: stop."""
-        d, s, bad_step = self.cfg.divergence, self.state, self.state.step
+        d, s = self.cfg.divergence, self.state
         self._restore_good(self.guard.last_good())
         path = self.save_checkpoint("diverged")
         policy = d.policy if d.policy != "auto" else ("pause" if self.interactive else "stop")
@@ -580,6 +662,8 @@ class Run:
         self.schedule = good.schedule
         self.state.step, self.state.step_in_epoch = good.step, good.step_in_epoch
         self._pending = [m for m in self._pending if m.step < good.step]
+        self._unchecked = []
+        self._epoch_losses = {step: loss for step, loss in self._epoch_losses.items() if step < good.step}
 
     def complete(self) -> RunState:
         """Set up, train to the end or until stopped, clean up: for callers that need nothing
@@ -610,6 +694,16 @@ class Run:
             self._state(RunState.ERROR)
             raise
 
+    def _stopped(self) -> RunState:
+        self._state(RunState.STOPPED)
+        return RunState.STOPPED
+
+    def _on_device(self, tensor: torch.Tensor) -> torch.Tensor:
+        """An epoch's triples, moved once: from pinned memory the copy does not hold up the host."""
+        if self.device.type == "cpu":
+            return tensor
+        return tensor.pin_memory().to(self.device, non_blocking=True)
+
     def _last_saved(self) -> str | None:
         """The newest checkpoint on disk. With several ranks a failure is often a rank gone, and
         writing one more checkpoint could wait on it in a collective: the last one written stands."""
@@ -634,18 +728,26 @@ class Run:
         self._state(RunState.RUNNING)
         self.model.train()
         if self._publish_point(force=True):
-            self._state(RunState.STOPPED)
-            return RunState.STOPPED
+            return self._stopped()
         while s.epoch < cfg.run.epochs:
             self.generator.set_state(torch.tensor(s.epoch_rng, dtype=torch.uint8))
-            users, pos, neg = self.sampler.epoch(self.generator)
+            users, pos, neg = (self._on_device(t) for t in self.sampler.epoch(self.generator))
             alpha = self.alpha(s.epoch)
             if alpha is not None:
                 self.model.set_alpha(alpha)
-            started, losses = time.perf_counter(), []
+            started, self._epoch_losses = time.perf_counter(), {}
             bs = cfg.optim.batch_size
-            while s.step_in_epoch < self.steps_per_epoch:
-                if self.guard.due(s.step_in_epoch):
+            while True:
+                at_end = s.step_in_epoch == self.steps_per_epoch
+                if at_end or self.guard.due(s.step_in_epoch):
+                    # Only a state whose steps all passed is kept, or ends the epoch.
+                    settled = self._settle()
+                    if settled is Settled.STOP:
+                        return self._stopped()
+                    if settled is Settled.ROLLED_BACK:
+                        continue
+                    if at_end:
+                        break
                     self.guard.keep(s.step, s.step_in_epoch, self.model, self.optimizer, self.schedule)
                 start = s.step_in_epoch * bs
                 stop = min(start + bs, len(users))
@@ -653,24 +755,19 @@ class Run:
                 share = len(range(*rows.indices(len(users)))) / (stop - start)
                 if share == 0:  # an uneven last batch left this rank no row: it steps on one, weighted 0
                     rows = slice(start, start + 1)
-                try:
-                    metrics = self._step(users[rows], pos[rows], neg[rows], share)
-                except Diverged as exc:
-                    if self._diverged(exc.reason):
-                        self._state(RunState.STOPPED)
-                        return RunState.STOPPED
-                    del losses[s.step_in_epoch:]
-                else:
-                    losses.append(metrics.loss)
-                    self._pending.append(metrics)
-                    s.step_in_epoch += 1
-                    s.step += 1
-                    if self._interval_due():
+                self._unchecked.append(self._step(users[rows], pos[rows], neg[rows], share))
+                s.step_in_epoch += 1
+                s.step += 1
+                if self._interval_due():
+                    settled = self._settle()
+                    if settled is Settled.STOP:
+                        return self._stopped()
+                    if settled is Settled.FINE:
                         self.save_checkpoint("interval")
                 if self._publish_point():
-                    self._state(RunState.STOPPED)
-                    return RunState.STOPPED
+                    return self._stopped()
             self._publish_steps()
+            losses = list(self._epoch_losses.values())
             self.publish(ev.EpochEnd(epoch=s.epoch, step=s.step, mean_loss=float(np.mean(losses)) if losses else math.nan,
                                      seconds=time.perf_counter() - started))
             s.epoch += 1

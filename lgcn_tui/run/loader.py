@@ -18,23 +18,34 @@ from ..config import Config
 from ..data.dataset import Dataset
 from ..errors import UserError
 from ..graph.adjacency import Adjacency, build_adjacency
+from ..graph import kernel
 from ..graph.backend import make_backend
 from ..model.lightgcn import LightGCN
 from ..rundir import RunDir, open_run
 from . import checkpoints as ckpt
-from .device import pick_device
+from .device import pick_device, precision
 
 
-def build_model(cfg: Config, dataset: Dataset, device: torch.device) -> tuple[Adjacency, LightGCN]:
-    """Adjacency and model for a config; the same for training, evaluation and export."""
+def build_model(cfg: Config, dataset: Dataset, device: torch.device,
+                notes: list[str] | None = None) -> tuple[Adjacency, LightGCN]:
+    """Adjacency and model for a config; the same for training, evaluation and export.
+
+    Under ``graph.kernel = auto`` the product kernel is measured here (``graph.kernel``) and
+    what was measured is added to ``notes``; the caller may record the choice in the config."""
     # DGL propagates over its own graph in node order; only our products use the locality order.
     reorder = cfg.graph.reorder and cfg.graph.backend == "torch"
-    adj = build_adjacency(dataset.train, dataset.n_users, dataset.n_items, cfg.graph.norm, reorder).to(device)
+    adj = build_adjacency(dataset.train, dataset.n_users, dataset.n_items, cfg.graph.norm, reorder)
+    adj = adj.to(device, precision(cfg.run.amp, device))
     backend = make_backend(cfg.graph.backend, dataset.train, dataset.n_users, dataset.n_items, cfg.graph.norm, device)
     torch.manual_seed(cfg.run.seed)
     pretrained = torch.from_numpy(dataset.pretrained) if dataset.pretrained is not None else None
     model = LightGCN(dataset.n_users, dataset.n_items, cfg.model.dim, cfg.model.layers, cfg.model.combine,
                      cfg.model.item_mode, pretrained, backend, adj.position).to(device)
+    adj.kernel = cfg.graph.kernel
+    if adj.kernel == "auto":
+        adj.kernel, measured = kernel.choose(adj, model.dim)
+        if notes is not None:
+            notes.append(measured)
     return adj, model
 
 
