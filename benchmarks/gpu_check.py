@@ -6,13 +6,17 @@
 Each check runs on its own and records its figures or its error, so one failure does not
 hide the others:
 
-- ``propagation``: CUDA forward rows and gradients of a small graph against a dense float64
-  reference on the CPU, for each layer combination, clean and through the perturbed path.
+- ``propagation``: CUDA forward rows and gradients of a small graph (the accelerator's path of
+  full products, both kernels) against the CPU's row-slice path, for each layer combination,
+  clean and through the perturbed path; and the bf16 products' error.
 - ``evaluation``: full-ranking Recall/NDCG of one trained tiny model scored on CUDA and on the CPU.
-- ``resume``: a tiny run trained to its end against the same run stopped and resumed on CUDA.
-- ``syncs``: host–device synchronisations per training step (``set_sync_debug_mode``).
-- ``step``: Gowalla step time at d=64 and d=768, fp32 and bf16 (``run.amp``), by CUDA events,
-  with the step's sparse-product floor (``torch.sparse.mm`` on CSR, and our ``spmm``).
+- ``resume``: a tiny run trained to its end against the same run stopped and resumed on CUDA,
+  with ``run.deterministic`` on and XSimGCL's step noise.
+- ``syncs``: host–device synchronisations per training step between publish points
+  (``set_sync_debug_mode``), for BPR, softmax and XSimGCL.
+- ``step``: Gowalla step time at d=64 and d=768, fp32 and bf16 (``run.amp``), for each product
+  kernel (``graph.kernel``), by CUDA events, against the step's product floor (the 2K full
+  products it runs, timed alone with the same kernel and dtype), and what ``auto`` chose.
 - ``epoch``: two epochs of ``gowalla-xsimgcl``: seconds per epoch, test Recall@20, peak memory.
 
 Without CUDA it says so in one line and exits with code 2. Figures that need data read
@@ -77,21 +81,31 @@ def trained(cfg: cfgmod.Config, *sinks: ev.Sink, resume: Path | None = None) -> 
 def check_propagation(_out: Path) -> dict[str, Any]:
     pairs = np.unique(np.stack([np.arange(400) % 37, (np.arange(400) * 7) % 53], 1), axis=0)
     users, items = torch.tensor([0, 5, 5, 36]), torch.tensor([1, 52, 3, 3, 17])
-    result = {}
+    result: dict[str, Any] = {}
+
+    def outputs(device: str, combine: str, perturbed: bool, kernel: str, dtype: torch.dtype) -> list[torch.Tensor]:
+        torch.manual_seed(0)
+        adj = build_adjacency(pairs, 37, 53, "symmetric", reorder=True).to(torch.device(device), dtype)
+        adj.kernel = kernel
+        model = LightGCN(37, 53, 16, 3, combine, "learnable", None, position=adj.position).to(device)
+        hook = (lambda _k, h: h) if perturbed else None
+        rows = model(adj, users.to(device), items.to(device), perturb=hook)
+        sum((o.double() * torch.arange(o.numel(), device=device).view_as(o)).sum() for o in rows[:4]).backward()
+        return [t.detach().double().cpu() for t in (*rows[:4], model.user.grad, model.item.grad)]
+
+    def gap(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
+        return max(float((x - y).abs().max() / y.abs().max().clamp_min(1e-12)) for x, y in zip(a, b))
+
     for combine in ("mean", "hops", "last"):
         for perturbed in (False, True):
-            got = []
-            for device in ("cpu", DEVICE):
-                torch.manual_seed(0)
-                adj = build_adjacency(pairs, 37, 53, "symmetric", reorder=True).to(torch.device(device))
-                model = LightGCN(37, 53, 16, 3, combine, "learnable", None, position=adj.position).to(device)
-                hook = (lambda _k, h: h) if perturbed else None
-                rows = model(adj, users.to(device), items.to(device), perturb=hook)
-                sum((o.double() * torch.arange(o.numel(), device=device).view_as(o)).sum() for o in rows[:4]).backward()
-                got.append([t.detach().double().cpu() for t in (*rows[:4], model.user.grad, model.item.grad)])
-            result[f"{combine}{'-perturbed' if perturbed else ''}"] = max(
-                float((a - b).abs().max()) for a, b in zip(*got))
-    result["max_abs_difference_cuda_vs_cpu"] = max(result.values())
+            name = f"{combine}{'-perturbed' if perturbed else ''}"
+            reference = outputs("cpu", combine, perturbed, "bag", torch.float32)
+            for kernel in ("bag", "sparse"):
+                result[f"{name}-{kernel}"] = gap(outputs(DEVICE, combine, perturbed, kernel, torch.float32), reference)
+            if DEVICE == "cuda":
+                result[f"{name}-bf16-relative_error"] = gap(outputs(DEVICE, combine, perturbed, "bag", torch.bfloat16),
+                                                            reference)
+    result["max_relative_difference_cuda_vs_cpu"] = max(v for k, v in result.items() if "bf16" not in k)
     return result
 
 
@@ -121,30 +135,35 @@ class StopAt:
 
 
 def check_resume(out: Path) -> dict[str, Any]:
-    whole = trained(tiny(out / "whole"))
-    first = trained(tiny(out / "parts"), StopAt(5))
-    resumed = trained(tiny(out / "parts"), resume=first.run_dir.path)
+    noisy = ['objective.terms=["reg", "xsimgcl"]', "objective.cl_noisy_ranking=true", "run.deterministic=true"]
+    whole = trained(tiny(out / "whole", *noisy))
+    first = trained(tiny(out / "parts", *noisy), StopAt(5))
+    resumed = trained(tiny(out / "parts", *noisy), resume=first.run_dir.path)
     a, b = whole.model.state_dict(), resumed.model.state_dict()
     return {"bit_equal": all(torch.equal(a[k], b[k]) for k in a),
             "max_abs_difference": max(float((a[k].double() - b[k].double()).abs().max()) for k in a if a[k].numel())}
 
 
 def check_syncs(out: Path) -> dict[str, Any]:
-    run = Run(tiny(out / "syncs"), preset="gpu_check")
-    run.setup()
-    try:
-        users, pos, neg = run.sampler.epoch(torch.Generator().manual_seed(0))
-        run._step(users[:128], pos[:128], neg[:128])
-        torch.cuda.set_sync_debug_mode("warn")
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            for s in range(1, 11):
-                run._step(users[s * 128:(s + 1) * 128], pos[s * 128:(s + 1) * 128], neg[s * 128:(s + 1) * 128])
-        torch.cuda.set_sync_debug_mode("default")
-    finally:
-        run.cleanup()
-    where = sorted({str(w.message).splitlines()[0][:160] for w in caught})
-    return {"syncs_per_step": len(caught) / 10, "kinds": where}
+    result = {}
+    for name, extra in {"bpr": [], "softmax": ['objective.loss="softmax"'],
+                        "xsimgcl": ['objective.terms=["reg", "xsimgcl"]', "objective.cl_noisy_ranking=true"]}.items():
+        run = Run(tiny(out / f"syncs-{name}", *extra), preset="gpu_check")
+        run.setup()
+        try:
+            users, pos, neg = (run._on_device(t) for t in run.sampler.epoch(torch.Generator().manual_seed(0)))
+            run._step(users[:128], pos[:128], neg[:128])
+            torch.cuda.set_sync_debug_mode("warn")
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                for s in range(1, 11):
+                    run._step(users[s * 128:(s + 1) * 128], pos[s * 128:(s + 1) * 128], neg[s * 128:(s + 1) * 128])
+            torch.cuda.set_sync_debug_mode("default")
+        finally:
+            run.cleanup()
+        result[name] = {"syncs_per_step": len(caught) / 10,
+                        "kinds": sorted({str(w.message).splitlines()[0][:160] for w in caught})}
+    return result
 
 
 def cuda_ms(fn: Callable[[], object], repeats: int) -> float:
@@ -160,35 +179,40 @@ def cuda_ms(fn: Callable[[], object], repeats: int) -> float:
 
 
 def check_step(out: Path) -> dict[str, Any]:
-    result = {}
+    result: dict[str, Any] = {}
     for dim in (64, 768):
         for amp in (False, True):
-            cfg = gowalla(out / f"step{dim}{amp}", "gowalla-paper", f"model.dim={dim}", f"run.amp={str(amp).lower()}")
-            run = Run(cfg, preset="gpu_check")
-            run.setup()
-            try:
-                users, pos, neg = run.sampler.epoch(torch.Generator().manual_seed(0))
-                bs, count = cfg.optim.batch_size, [0]
+            for kernel in ("auto", "bag", "sparse"):
+                label = f"d{dim}-{'bf16' if amp else 'fp32'}-{kernel}"
+                cfg = gowalla(out / label, "gowalla-paper", f"model.dim={dim}", f"run.amp={str(amp).lower()}",
+                              f"graph.kernel={kernel}")
+                run = Run(cfg, preset="gpu_check")
+                run.setup()
+                try:
+                    if kernel == "auto":
+                        result[label] = {"chose": run.adj.kernel, "measured": run._facts}
+                        continue
+                    users, pos, neg = (run._on_device(t) for t in run.sampler.epoch(torch.Generator().manual_seed(0)))
+                    bs, count = cfg.optim.batch_size, [0]
 
-                def step() -> None:
-                    s = count[0] % 300
-                    count[0] += 1
-                    run._step(users[s * bs:(s + 1) * bs], pos[s * bs:(s + 1) * bs], neg[s * bs:(s + 1) * bs])
+                    def step() -> None:
+                        s = count[0] % 300
+                        count[0] += 1
+                        run._unchecked.append(
+                            run._step(users[s * bs:(s + 1) * bs], pos[s * bs:(s + 1) * bs], neg[s * bs:(s + 1) * bs]))
 
-                step_ms = cuda_ms(step, 30)
-                x = torch.randn(run.adj.n_nodes, dim, device="cuda")
-                matrix = run.adj.matrix
-                layers = cfg.model.layers
-                floor_spmm = cuda_ms(lambda: [spmm(matrix, x) for _ in range(2 * layers)], 10)
-                floor_sparse = cuda_ms(lambda: [torch.sparse.mm(matrix, x) for _ in range(2 * layers)], 10)
-                result[f"d{dim}-{'bf16' if amp else 'fp32'}"] = {
-                    "step_ms": step_ms, "floor_spmm_ms": floor_spmm, "floor_sparse_mm_ms": floor_sparse,
-                    "step_over_floor": step_ms / min(floor_spmm, floor_sparse),
-                    "epoch_s_estimate": step_ms * run.steps_per_epoch / 1000,
-                    "peak_allocated_gib": torch.cuda.max_memory_allocated() / 2**30}
-            finally:
-                run.cleanup()
-            torch.cuda.reset_peak_memory_stats()
+                    step_ms = cuda_ms(step, 30)
+                    run._unchecked.clear()
+                    x = torch.randn(run.adj.n_nodes, dim, device="cuda", dtype=run.adj.dtype)
+                    products = 2 * cfg.model.layers
+                    floor = cuda_ms(lambda: [spmm(run.adj.matrix, x, kernel) for _ in range(products)], 10)
+                    result[label] = {
+                        "step_ms": step_ms, "floor_ms": floor, "products_per_step": products,
+                        "step_over_floor": step_ms / floor, "epoch_s_estimate": step_ms * run.steps_per_epoch / 1000,
+                        "peak_allocated_gib": torch.cuda.max_memory_allocated() / 2**30}
+                finally:
+                    run.cleanup()
+                torch.cuda.reset_peak_memory_stats()
     return result
 
 

@@ -180,10 +180,11 @@ def eval_(
     if split not in ("test", "valid", "both"):
         raise UserError(f"--split {split!r} is not valid; choose test, valid or both")
     from .run.loader import load_model
-    from .train.ranking import evaluate_split
+    from .train.ranking import chunk_users, evaluate_split
 
     loaded = load_model(catalog.resolve(run_dir), checkpoint)
-    dataset, ks, chunk = loaded.dataset, loaded.run.cfg.eval.ks, loaded.run.cfg.eval.chunk_users
+    e = loaded.run.cfg.eval
+    dataset, ks, chunk = loaded.dataset, e.ks, chunk_users(e.chunk_users, e.memory_budget_mb, loaded.dataset.n_items)
     splits = ["valid", "test"] if split == "both" else [split]
     for s in splits:
         if not len(getattr(dataset, s)):

@@ -161,6 +161,7 @@ class EvalConfig:
     best_metric: str = "valid/recall@20"
     patience: int = setting(0, at_least=0, resume=True)
     chunk_users: int = setting(1024, above=0, resume=True)
+    memory_budget_mb: int = setting(1024, above=0, resume=True)
     sim_pairs: int = setting(20000, at_least=0)
     sim_bins: int = setting(40, above=0)
 

@@ -33,7 +33,7 @@ from .data.dataset import Dataset
 from .data.sidecar import read_sidecar
 from .embed.text import MissingField, read_item_texts
 from .errors import UserError
-from .train.ranking import embedding_ranker, known_items, list_recall
+from .train.ranking import KnownItems, embedding_ranker, known_items, list_recall
 from .train.sampler import contains, sorted_keys
 
 INDEX_KINDS = ("flat", "ivf", "hnsw")
@@ -174,7 +174,8 @@ def export_index(users_emb: torch.Tensor, items_emb: torch.Tensor, dataset: Data
     found = masked_search(lambda q, n: _search(index, kind, q, n), users_np, users, known, dataset.n_items, k)
     searched = time.perf_counter() - started
     started = time.perf_counter()
-    exact = embedding_ranker(users_emb.cpu().float(), items_emb.cpu().float(), known, chunk).topk(users, k)
+    exact = embedding_ranker(users_emb.cpu().float(), items_emb.cpu().float(),
+                             KnownItems.of(known, dataset.n_users, torch.device("cpu")), chunk).topk(users, k)
     exact_s = time.perf_counter() - started
     report = IndexReport(kind=kind, params=params, file=str(file), split=split, k=k, users=len(users),
                          exact_recall=list_recall(exact, users, held_out, dataset.n_items),
@@ -227,8 +228,8 @@ def recommend(users_emb: torch.Tensor, items_emb: torch.Tensor, dataset: Dataset
     Items the user holds in the validation or test split are marked, so a run can be
     eyeballed on its own held-out data.
     """
-    top = embedding_ranker(users_emb.cpu().float(), items_emb.cpu().float(), dataset.train, chunk=1).topk(
-        np.array([user]), k)[0]
+    known = KnownItems.of(dataset.train, dataset.n_users, torch.device("cpu"))
+    top = embedding_ranker(users_emb.cpu().float(), items_emb.cpu().float(), known, chunk=1).topk(np.array([user]), k)[0]
     top = top[top >= 0]
     scores = (items_emb.cpu().float()[torch.from_numpy(top)] @ users_emb.cpu().float()[user]).tolist()
     held: dict[int, str] = {}

@@ -8,7 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from lgcn_tui.train.ranking import Ranker
+from lgcn_tui.train.ranking import KnownItems, Ranker
+
+
+def on_cpu(pairs: np.ndarray, n_users: int) -> KnownItems:
+    return KnownItems.of(pairs, n_users, torch.device("cpu"))
 
 
 def fixed_scores(table: list[list[float]]):
@@ -23,7 +27,7 @@ def test_hand_computed_recall_and_ndcg() -> None:
     scores = [[9, 7, 1, 6, 5, 8], [4, 5, 9, 6, 3, 2]]
     known = np.array([[0, 0], [1, 2]])
     held = np.array([[0, 1], [0, 4], [1, 3]])
-    got = Ranker(fixed_scores(scores), 2, 6, known).metrics(held, [1, 3, 5])
+    got = Ranker(fixed_scores(scores), 2, 6, on_cpu(known, 2)).metrics(held, [1, 3, 5])
     assert got is not None
     # Recall: user0 @1 0/2, @3 1/2, @5 2/2 (5,1,3,4,2); user1 hits at rank 1 everywhere.
     assert got["recall@1"] == pytest.approx((0 + 1) / 2)
@@ -39,7 +43,7 @@ def test_hand_computed_recall_and_ndcg() -> None:
 
 def test_users_without_held_out_items_are_not_averaged_in() -> None:
     scores = [[1, 2, 3], [3, 2, 1]]
-    got = Ranker(fixed_scores(scores), 2, 3, np.zeros((0, 2), dtype=np.int64)).metrics(np.array([[1, 0]]), [1])
+    got = Ranker(fixed_scores(scores), 2, 3, on_cpu(np.zeros((0, 2), dtype=np.int64), 2)).metrics(np.array([[1, 0]]), [1])
     assert got == {"recall@1": 1.0, "ndcg@1": 1.0}
 
 
@@ -47,7 +51,7 @@ def test_masked_training_item_never_counts_even_if_top_scored() -> None:
     scores = [[10, 1, 0]]
     known = np.array([[0, 0]])
     held = np.array([[0, 0], [0, 2]])  # item 0 is known and held out: it must stay masked
-    got = Ranker(fixed_scores(scores), 1, 3, known).metrics(held, [1, 2])
+    got = Ranker(fixed_scores(scores), 1, 3, on_cpu(known, 1)).metrics(held, [1, 2])
     assert got["recall@1"] == 0.0
     assert got["recall@2"] == pytest.approx(0.5)
 
@@ -58,12 +62,12 @@ def test_chunking_does_not_change_the_result() -> None:
     known = np.unique(np.stack([rng.integers(0, 50, 200), rng.integers(0, 30, 200)], 1), axis=0)
     held = np.unique(np.stack([rng.integers(0, 50, 100), rng.integers(0, 30, 100)], 1), axis=0)
     held = held[~(held[:, None] == known[None]).all(-1).any(1)]
-    whole = Ranker(fixed_scores(scores), 50, 30, known, chunk=1000).metrics(held, [5, 10])
-    pieces = Ranker(fixed_scores(scores), 50, 30, known, chunk=7).metrics(held, [5, 10])
+    whole = Ranker(fixed_scores(scores), 50, 30, on_cpu(known, 50), chunk=1000).metrics(held, [5, 10])
+    pieces = Ranker(fixed_scores(scores), 50, 30, on_cpu(known, 50), chunk=7).metrics(held, [5, 10])
     assert whole == pytest.approx(pieces)
 
 
 def test_stop_request_abandons_the_evaluation() -> None:
-    got = Ranker(fixed_scores([[1, 2]]), 1, 2, np.zeros((0, 2), dtype=np.int64)).metrics(np.array([[0, 1]]), [1],
+    got = Ranker(fixed_scores([[1, 2]]), 1, 2, on_cpu(np.zeros((0, 2), dtype=np.int64), 1)).metrics(np.array([[0, 1]]), [1],
                                                                                  should_stop=lambda: True)
     assert got is None

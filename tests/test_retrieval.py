@@ -19,7 +19,7 @@ from lgcn_tui.cli import app
 from lgcn_tui.data.sidecar import Sidecar, write_sidecar
 from lgcn_tui.errors import UserError
 from lgcn_tui.run.lifecycle import Run
-from lgcn_tui.train.ranking import embedding_ranker, evaluate_split, known_items
+from lgcn_tui.train.ranking import KnownItems, embedding_ranker, evaluate_split, known_items
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +95,8 @@ def test_masked_search_and_exact_topk_equal_the_obvious_reference(trained) -> No
         return np.argsort(-(queries @ items_np.T), axis=1, kind="stable")[:, :n]
 
     found = retrieval.masked_search(brute, users_np, users, known, dataset.n_items, 5)
-    exact = embedding_ranker(users_t, items_t, known, chunk=7).topk(users, 5)
+    exact = embedding_ranker(users_t, items_t, KnownItems.of(known, dataset.n_users, torch.device("cpu")), chunk=7).topk(
+        users, 5)
     for got in (found, exact):
         same = np.sort(got, axis=1) == np.sort(want, axis=1)
         assert same.mean() > 0.999  # a float near-tie at rank 5 may differ between numpy and torch

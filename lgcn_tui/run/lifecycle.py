@@ -53,7 +53,7 @@ from ..errors import UserError
 from ..sinks.external import check_extras, external_sinks
 from ..sinks.jsonl import JsonlSink
 from ..train.diagnostics import retention, sample_pairs, similarity_histogram
-from ..train.ranking import means, popularity_sums, split_sums
+from ..train.ranking import KnownItems, chunk_users, known_items, means, popularity_sums, split_sums
 from ..train.sampler import NegativeSampler, rank_rows
 from . import checkpoints as ckpt
 from . import distributed, parallel
@@ -156,6 +156,7 @@ class Run:
         self._epoch_losses: dict[int, float] = {}
         self._notices: list[str] = []
         self._facts: list[str] = []
+        self._known_items: dict[str, KnownItems] = {}
         self._last_publish = self._last_checkpoint = time.monotonic()
 
     def send(self, command: cmd.Command) -> None:
@@ -475,8 +476,8 @@ class Run:
             if not len(getattr(self.dataset, split)):
                 continue
             started = time.perf_counter()
-            summed = split_sums(users, items, self.dataset, split, e.ks, e.chunk_users, self._stop_requested,
-                                self.world.share)
+            summed = split_sums(users, items, self._known(split), getattr(self.dataset, split), e.ks,
+                                self._chunk(), self._stop_requested, self.world.share)
             if summed is None:
                 self.model.train()
                 self._state(RunState.RUNNING)
@@ -510,11 +511,22 @@ class Run:
         return ev.Diagnostics(epoch=self.state.epoch, step=self.state.step, retention=keep,
                               retention_p10=p10, sim_edges=edges, sim_counts=counts)
 
+    def _known(self, split: str) -> KnownItems:
+        """The items masked when ranking ``split``, indexed on the device once per run."""
+        if split not in self._known_items:
+            pairs = known_items(self.dataset, split)
+            self._known_items[split] = KnownItems.of(pairs, self.dataset.n_users, self.device)
+        return self._known_items[split]
+
+    def _chunk(self) -> int:
+        e = self.cfg.eval
+        return chunk_users(e.chunk_users, e.memory_budget_mb, self.dataset.n_items)
+
     def _baselines(self) -> None:
         for split in ("valid", "test"):
             if len(getattr(self.dataset, split)):
-                summed = popularity_sums(self.dataset, split, self.cfg.eval.ks, self.cfg.eval.chunk_users,
-                                         self.world.share)
+                summed = popularity_sums(self.dataset, self._known(split), getattr(self.dataset, split),
+                                         self.cfg.eval.ks, self._chunk(), self.world.share)
                 self.publish(ev.EvalResult(epoch=0, step=0, split=split, metrics=self._gathered(summed),
                                            model="popularity"))
 

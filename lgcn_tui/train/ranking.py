@@ -7,13 +7,15 @@ what evaluation reports. So they all rank through one ``Ranker``, and every "is 
 (user, item) held out" test goes through ``held_out_hits``.
 
 The items masked are those the user is known to have: training items, and for the test
-split validation items too (``known_items``). Recall divides by the size of the user's
+split validation items too (``known_items``, indexed once per run by ``KnownItems``).
+Everything runs on the device that holds the vectors; only the finished sums come back. Recall divides by the size of the user's
 held-out set (as LightGCN reports it); NDCG's ideal DCG counts min(K, |held-out|) hits.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -28,21 +30,29 @@ def known_items(dataset: Dataset, split: str) -> np.ndarray:
     return dataset.train if split == "valid" else np.concatenate([dataset.train, dataset.valid])
 
 
-def known_index(pairs: np.ndarray, n_users: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(bounds, items)``: ``(user, item)`` pairs grouped by user, user u's items at ``bounds[u]:bounds[u+1]``."""
-    order = np.lexsort((pairs[:, 1], pairs[:, 0]))
-    items = torch.from_numpy(np.ascontiguousarray(pairs[order, 1]))
-    bounds = torch.from_numpy(np.searchsorted(pairs[order, 0], np.arange(n_users + 1)))
-    return bounds, items
+@dataclass(frozen=True)
+class KnownItems:
+    """``(user, item)`` pairs grouped by user on the device that ranks: user u's items are
+    ``items[bounds[u]:bounds[u+1]]``. Sorting 800k pairs takes a tenth of a second, so a run
+    builds this once per split (``of``) rather than at every evaluation."""
+
+    bounds: torch.Tensor
+    items: torch.Tensor
+
+    @classmethod
+    def of(cls, pairs: np.ndarray, n_users: int, device: torch.device) -> "KnownItems":
+        order = np.lexsort((pairs[:, 1], pairs[:, 0]))
+        items = torch.from_numpy(np.ascontiguousarray(pairs[order, 1], dtype=np.int64))
+        bounds = torch.from_numpy(np.searchsorted(pairs[order, 0], np.arange(n_users + 1)).astype(np.int64))
+        return cls(bounds.to(device), items.to(device))
 
 
-def mask_known(scores: torch.Tensor, users: torch.Tensor, known: tuple[torch.Tensor, torch.Tensor]) -> None:
-    """Set ``scores[r, i]`` to -inf for every item i that ``users[r]`` is known to have (``known_index``)."""
-    bounds, items = known
-    starts = bounds.index_select(0, users)
-    rows, index = segments(starts, bounds.index_select(0, users + 1) - starts)
-    masked = (rows.long().to(scores.device), items.index_select(0, index).to(scores.device))
-    scores.index_put_(masked, torch.tensor(-torch.inf, device=scores.device))
+def mask_known(scores: torch.Tensor, users: torch.Tensor, known: KnownItems) -> None:
+    """Set ``scores[r, i]`` to -inf for every item i that ``users[r]`` is known to have."""
+    starts = known.bounds.index_select(0, users)
+    rows, index = segments(starts, known.bounds.index_select(0, users + 1) - starts)
+    scores.index_put_((rows.long(), known.items.index_select(0, index)),
+                      torch.tensor(-torch.inf, device=scores.device, dtype=scores.dtype))
 
 
 def held_out_hits(keys: torch.Tensor, users: torch.Tensor, items: torch.Tensor, n_items: int) -> torch.Tensor:
@@ -52,19 +62,29 @@ def held_out_hits(keys: torch.Tensor, users: torch.Tensor, items: torch.Tensor, 
     return contains(keys, users[:, None] * n_items + items) & (items >= 0)
 
 
+def chunk_users(chunk: int, memory_budget_mb: int, n_items: int) -> int:
+    """Users ranked at once: ``eval.chunk_users``, fewer where a chunk's scores (4 bytes per
+    item, and as much again for masking and top-K) would pass ``eval.memory_budget_mb``."""
+    return max(1, min(chunk, memory_budget_mb * 2**20 // (8 * n_items)))
+
+
 class Ranker:
-    """Ranks every item for chunks of users with their known items masked: the one place that ranks."""
+    """Ranks every item for chunks of users with their known items masked: the one place that ranks.
+
+    Scores, masking, top-K and the metric sums stay on the device of ``known``; the host
+    reads the sums once, at the end."""
 
     def __init__(self, score: Callable[[torch.Tensor], torch.Tensor], n_users: int, n_items: int,
-                 known: np.ndarray, chunk: int = 1024) -> None:
+                 known: KnownItems, chunk: int = 1024) -> None:
         """``score(users)`` returns a ``(len(users), n_items)`` tensor, which ``top`` masks in
-        place (so it may be a reused buffer); ``known`` is an ``(n, 2)`` array of ``(user, item)``."""
+        place (so it may be a reused buffer)."""
         self.score, self.n_users, self.n_items, self.chunk = score, n_users, n_items, chunk
-        self.known = known_index(known, n_users)
+        self.known = known
+        self.device = known.bounds.device
 
     def top(self, users: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(values, items)`` of the top min(k, n_items) items of one chunk of ``users`` (a CPU
-        int64 tensor), best first, on the scores' device; masked items have -inf values."""
+        """``(values, items)`` of the top min(k, n_items) items of one chunk of ``users`` (int64,
+        on the ranking device), best first; masked items have -inf values."""
         scores = self.score(users).float()
         mask_known(scores, users, self.known)
         return torch.topk(scores, min(k, self.n_items), dim=1)
@@ -74,8 +94,9 @@ class Ranker:
         fewer than k items are left unmasked."""
         out = np.full((len(users), k), -1, dtype=np.int64)
         for start in range(0, len(users), self.chunk):
-            values, top = self.top(torch.from_numpy(users[start : start + self.chunk]), k)
-            top[torch.isneginf(values)] = -1
+            chunk = torch.from_numpy(users[start : start + self.chunk]).to(self.device)
+            values, top = self.top(chunk, k)
+            top = top.masked_fill(torch.isneginf(values), -1)
             out[start : start + self.chunk, : top.shape[1]] = top.cpu().numpy()
         return out
 
@@ -91,30 +112,33 @@ class Ranker:
         """Per-metric sums over this ``share`` (``(rank, size)``: the rank-th of ``size`` blocks)
         of the evaluated users, with the number of users of all shares: summed over the shares
         and divided, they are ``metrics``. ``None`` if ``should_stop()`` turned true midway."""
+        device = self.device
         kmax = min(max(ks), self.n_items)
-        held_keys = sorted_keys(held_out, self.n_items)
-        n_held = torch.from_numpy(np.bincount(held_out[:, 0], minlength=self.n_users))
+        held_keys = sorted_keys(held_out, self.n_items).to(device)
+        n_held = torch.from_numpy(np.bincount(held_out[:, 0], minlength=self.n_users)).to(device)
         users_all = torch.nonzero(n_held > 0).squeeze(1)
         rank, size = share
         mine = users_all[rank * len(users_all) // size : (rank + 1) * len(users_all) // size]
-        discount = 1.0 / torch.log2(torch.arange(2, kmax + 2, dtype=torch.float64))
-        cum_discount = torch.cat([torch.zeros(1, dtype=torch.float64), torch.cumsum(discount, 0)])
-        sums = {f"{m}@{k}": 0.0 for m in ("recall", "ndcg") for k in ks}
+        discount = 1.0 / torch.log2(torch.arange(2, kmax + 2, dtype=torch.float64, device=device))
+        cum_discount = torch.cat([torch.zeros(1, dtype=torch.float64, device=device), torch.cumsum(discount, 0)])
+        names = [f"{m}@{k}" for m in ("recall", "ndcg") for k in ks]
+        totals = torch.zeros(len(names), dtype=torch.float64, device=device)
         for start in range(0, len(mine), self.chunk):
             if should_stop():
                 return None
             users = mine[start : start + self.chunk]
-            top = self.top(users, kmax)[1].cpu()
+            top = self.top(users, kmax)[1]
             hits = held_out_hits(held_keys, users, top, self.n_items).double()
-            size_held = n_held[users].double()
+            size_held = n_held.index_select(0, users).double()
+            recalls, ndcgs = [], []
             for k in ks:
                 kk = min(k, kmax)
                 h = hits[:, :kk]
-                sums[f"recall@{k}"] += float((h.sum(1) / size_held).sum())
-                dcg = (h * discount[:kk]).sum(1)
-                idcg = cum_discount[torch.clamp(size_held, max=kk).long()]
-                sums[f"ndcg@{k}"] += float((dcg / idcg).sum())
-        return sums, len(users_all)
+                recalls.append((h.sum(1) / size_held).sum())
+                idcg = cum_discount.index_select(0, torch.clamp(size_held, max=kk).long())
+                ndcgs.append(((h * discount[:kk]).sum(1) / idcg).sum())
+            totals += torch.stack(recalls + ndcgs)
+        return dict(zip(names, totals.tolist())), len(users_all)
 
 
 def means(sums: dict[str, float], n_users: int) -> dict[str, float]:
@@ -123,9 +147,9 @@ def means(sums: dict[str, float], n_users: int) -> dict[str, float]:
     return {key: value / n for key, value in sums.items()}
 
 
-def embedding_ranker(users: torch.Tensor, items: torch.Tensor, known: np.ndarray, chunk: int) -> Ranker:
-    """A ranker by inner product of final user and item vectors (float32, on ``users.device``),
-    as LightGCN scores."""
+def embedding_ranker(users: torch.Tensor, items: torch.Tensor, known: KnownItems, chunk: int) -> Ranker:
+    """A ranker by inner product of final user and item vectors (float32, on ``users.device``,
+    where ``known`` must be too), as LightGCN scores."""
     n_items = items.shape[0]
     items_t = items.T.contiguous()
     # One score buffer for all chunks: a fresh 1024 × n_items tensor per chunk spends a third
@@ -135,7 +159,7 @@ def embedding_ranker(users: torch.Tensor, items: torch.Tensor, known: np.ndarray
     buffer = torch.empty(min(chunk, users.shape[0]), width, device=users.device)[:, :n_items]
 
     def score(u: torch.Tensor) -> torch.Tensor:
-        return torch.mm(users.index_select(0, u.to(users.device)), items_t, out=buffer[: len(u)])
+        return torch.mm(users.index_select(0, u), items_t, out=buffer[: len(u)])
 
     return Ranker(score, users.shape[0], n_items, known, chunk)
 
@@ -144,30 +168,31 @@ def evaluate_split(users: torch.Tensor, items: torch.Tensor, dataset: Dataset, s
                    chunk: int, should_stop: Callable[[], bool] = lambda: False) -> dict[str, float] | None:
     """Full-ranking metrics of final vectors (``model.final_embeddings(adj)``) on ``valid``
     (train masked) or ``test`` (train and valid masked); ``None`` if stopped midway."""
-    summed = split_sums(users, items, dataset, split, ks, chunk, should_stop)
+    known = KnownItems.of(known_items(dataset, split), dataset.n_users, users.device)
+    summed = split_sums(users, items, known, getattr(dataset, split), ks, chunk, should_stop)
     return None if summed is None else means(*summed)
 
 
-def split_sums(users: torch.Tensor, items: torch.Tensor, dataset: Dataset, split: str, ks: list[int], chunk: int,
-               should_stop: Callable[[], bool] = lambda: False,
+def split_sums(users: torch.Tensor, items: torch.Tensor, known: KnownItems, held_out: np.ndarray, ks: list[int],
+               chunk: int, should_stop: Callable[[], bool] = lambda: False,
                share: tuple[int, int] = (0, 1)) -> tuple[dict[str, float], int] | None:
     """``evaluate_split`` as ``Ranker.sums`` over one ``share`` of the users: ranks of a run add these up."""
-    ranker = embedding_ranker(users, items, known_items(dataset, split), chunk)
-    return ranker.sums(getattr(dataset, split), ks, should_stop, share)
+    return embedding_ranker(users, items, known, chunk).sums(held_out, ks, should_stop, share)
 
 
 def popularity_metrics(dataset: Dataset, split: str, ks: list[int], chunk: int) -> dict[str, float]:
     """The baseline every model must beat: rank items by training popularity for everyone."""
-    return means(*popularity_sums(dataset, split, ks, chunk))
+    known = KnownItems.of(known_items(dataset, split), dataset.n_users, torch.device("cpu"))
+    return means(*popularity_sums(dataset, known, getattr(dataset, split), ks, chunk))
 
 
-def popularity_sums(dataset: Dataset, split: str, ks: list[int], chunk: int,
+def popularity_sums(dataset: Dataset, known: KnownItems, held_out: np.ndarray, ks: list[int], chunk: int,
                     share: tuple[int, int] = (0, 1)) -> tuple[dict[str, float], int]:
-    """``popularity_metrics`` as ``Ranker.sums`` over one ``share`` of the users."""
-    counts = torch.from_numpy(np.bincount(dataset.train[:, 1], minlength=dataset.n_items)).float()
-    ranker = Ranker(lambda u: counts.expand(len(u), -1).clone(), dataset.n_users, dataset.n_items,
-                    known_items(dataset, split), chunk)
-    result = ranker.sums(getattr(dataset, split), ks, share=share)
+    """``popularity_metrics`` as ``Ranker.sums`` over one ``share`` of the users, on ``known``'s device."""
+    device = known.bounds.device
+    counts = torch.from_numpy(np.bincount(dataset.train[:, 1], minlength=dataset.n_items)).float().to(device)
+    ranker = Ranker(lambda u: counts.expand(len(u), -1).clone(), dataset.n_users, dataset.n_items, known, chunk)
+    result = ranker.sums(held_out, ks, share=share)
     assert result is not None
     return result
 

@@ -20,7 +20,7 @@ def sorted_keys(pairs: np.ndarray, n_items: int) -> torch.Tensor:
 def contains(keys: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
     """Elementwise: is each key of ``query`` in the sorted ``keys``?"""
     if len(keys) == 0:
-        return torch.zeros(query.shape, dtype=torch.bool)
+        return torch.zeros(query.shape, dtype=torch.bool, device=query.device)
     pos = torch.searchsorted(keys, query).clamp_(max=len(keys) - 1)
     return keys[pos] == query
 
