@@ -57,6 +57,7 @@ from .device import device_label, pick_device, prepare_process
 from .guard import GoodState, Guard
 from .loader import build_model
 from .lock import RunLock
+from .telemetry import GpuTelemetry
 
 GROUPS = ("user", "item")
 COMMAND_INTERVAL = 1.0
@@ -131,6 +132,7 @@ class Run:
         self._pending: list[ev.StepMetrics] = []
         self._notices: list[str] = []
         self._last_publish = self._last_checkpoint = time.monotonic()
+        self.gpu = GpuTelemetry()
 
     def send(self, command: cmd.Command) -> None:
         """Queue a command; it is taken at the next publish point (thread-safe)."""
@@ -369,6 +371,9 @@ class Run:
         if force or due or self.paused:
             self._last_publish = now
             self._publish_steps()
+            if self.world.leader:
+                for sample in self.gpu.events(self.device, self.state.epoch, self.state.step):
+                    self.publish(sample)
         if self.world.size > 1 and not (force or self.paused or self._flags.commands):
             return False
         while True:
