@@ -166,6 +166,47 @@ def presets_show(name: Annotated[str, typer.Argument(help="Preset name or .toml 
     sys.stdout.write(_resolve(name, set_ or []).to_toml())
 
 
+@app.command()
+@user_errors
+def plan(
+    preset: Annotated[Optional[str], typer.Option("--preset", "-p", help="Preset name or .toml path: its settings, "
+                                                  "and its data counted unless --users, --items and --interactions "
+                                                  "are given.")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override a key: section.key=value "
+                                                      "(repeatable).")] = None,
+    users: Annotated[Optional[int], typer.Option(help="Number of users.")] = None,
+    items: Annotated[Optional[int], typer.Option(help="Number of items.")] = None,
+    interactions: Annotated[Optional[int], typer.Option(help="Training interactions (user, item pairs).")] = None,
+    dim: Annotated[Optional[int], typer.Option(help="Embedding dimension (default: the pretrained vectors', else "
+                                               "model.dim).")] = None,
+    layers: Annotated[Optional[int], typer.Option(help="Propagation layers (model.layers).")] = None,
+    item_mode: Annotated[Optional[str], typer.Option(help="frozen, learnable, residual, or xavier (learnable "
+                                                     "items without pretrained vectors).")] = None,
+    optimizer: Annotated[Optional[str], typer.Option(help="adam, adamw or adafactor (optim.name).")] = None,
+    precision: Annotated[str, typer.Option(help="fp32 (what train does), or bf16: tables, gradients and "
+                                           "optimizer state in bfloat16, as a what-if.")] = "fp32",
+    strategy: Annotated[Optional[str], typer.Option(help="ddp or fsdp (dist.strategy), with --world-size "
+                                                    "processes.")] = None,
+    world_size: Annotated[int, typer.Option(help="Processes (GPUs) the run spreads over.")] = 1,
+    memory: Annotated[Optional[str], typer.Option(help="Memory of one device, e.g. 80GB or 79.6GiB (default: the "
+                                                  "local CUDA device's).")] = None,
+    json_: Annotated[bool, typer.Option("--json", help="The figures as JSON (bytes) instead of the table.")] = False,
+) -> None:
+    """How much device memory a run needs, item by item, and whether it fits: before it runs."""
+    from . import plan as planner
+
+    budget = planner.parse_size(memory) if memory is not None else planner.local_memory()
+    base = _resolve(preset, set_ or []) if preset is not None else cfgmod.resolve({}, "--set", set_ or [])
+    options = planner.Options(users=users, items=items, interactions=interactions, dim=dim, layers=layers,
+                              item_mode=item_mode, optimizer=optimizer, precision=precision, strategy=strategy,
+                              world_size=world_size)
+    result = planner.estimate(planner.shape_for(base, options, preset))
+    if json_:
+        sys.stdout.write(json.dumps(planner.to_json(result, budget), indent=1) + "\n")
+        return
+    planner.print_plan(result, budget, console)
+
+
 CHECKPOINT_HELP = "best, last, or a checkpoint file path."
 
 

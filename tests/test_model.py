@@ -116,3 +116,44 @@ def test_a_checkpoint_is_not_loaded_in_another_row_order() -> None:
     elsewhere = LightGCN(5, 7, 4, 2, "mean", "learnable", None, position=other)
     with pytest.raises(UserError, match="another locality order"):
         elsewhere.load_state_dict(local.state_dict())
+
+
+def shares_one_storage(m: LightGCN) -> bool:
+    """Users then items in one storage, and the layer-0 table an alias of it (no copy per step)."""
+    ego = m.ego()
+    return (m.user.untyped_storage().data_ptr() == m.item.untyped_storage().data_ptr()
+            and m.item.storage_offset() == m.user.numel() and ego.data_ptr() == m.user.data_ptr())
+
+
+def test_a_move_keeps_users_and_items_in_one_storage_with_their_values(tiny_config) -> None:
+    from lgcn_tui import data
+    from lgcn_tui.run.loader import build_model
+
+    cfg = tiny_config()
+    _, built = build_model(cfg, data.load(cfg), torch.device("cpu"))
+    assert shares_one_storage(built)
+    m = model("learnable")
+    user, item = m.user.detach().clone(), m.item.detach().clone()
+    m.to(torch.float64)  # Module._apply converts each parameter on its own: two storages, then joined
+    assert m.user.dtype == torch.float64 and shares_one_storage(m)
+    m.to(torch.device("cpu"), torch.float32)
+    assert shares_one_storage(m)
+    assert torch.equal(m.user, user) and torch.equal(m.item, item)
+    (m.ego() * torch.arange(48.0).view(12, 4)).sum().backward()  # the alias still routes gradients to both
+    assert torch.equal(m.user.grad, torch.arange(20.0).view(5, 4))
+    assert torch.equal(m.item.grad, torch.arange(20.0, 48.0).view(7, 4))
+
+
+def test_the_start_vectors_are_kept_in_bfloat16_and_retention_reads_them() -> None:
+    from lgcn_tui.train.diagnostics import retention
+
+    m = model("learnable")
+    assert m.item_start.dtype == torch.bfloat16
+    assert retention(m.item_vectors().detach(), m.item_start) == pytest.approx((1.0, 1.0), abs=1e-2)
+    with torch.no_grad():
+        m.item[:, 0] *= -1  # flip one coordinate of every item: the cosines fall to a known value
+    items = m.item_vectors().detach()
+    want = torch.nn.functional.cosine_similarity(items, m.item_start.float(), dim=1)
+    mean, p10 = retention(items, m.item_start, rows=3)  # in blocks of 3 rows: the same as all at once
+    assert mean == pytest.approx(float(want.mean()), abs=1e-6) and mean < 0.9
+    assert p10 == pytest.approx(float(torch.quantile(want, 0.1)), abs=1e-6)

@@ -298,7 +298,7 @@ def test_training_variants_lower_the_loss(tiny_config, overrides: list[str]) -> 
     if "data.pca_dim=8" in overrides:
         assert trainer.model.dim == 8
     if "model.item_mode=frozen" in overrides:
-        assert torch.equal(trainer.model.item_vectors(), trainer.model.item_start)
+        assert torch.equal(trainer.model.item_vectors().to(trainer.model.item_start.dtype), trainer.model.item_start)
 
 
 def test_item_training_waits_for_its_start_epoch(tiny_config) -> None:

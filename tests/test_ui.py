@@ -388,6 +388,27 @@ def test_what_a_user_reads_is_whole_at_80x24_and_at_160x45(finished_run: rundir.
     drive(app, scenario, size=size)
 
 
+def test_a_gpu_runs_figures_show_on_their_own_line_at_80x24(finished_run: rundir.RunDir) -> None:
+    sink = JsonlSink(finished_run.metrics)
+    sink.handle(ev.GpuSample(epoch=4, step=240, allocated=28_100_000_000, peak_allocated=36_000_000_000,
+                             utilization=87, memory_used=31_200_000_000, memory_total=79_600_000_000, power_w=310.4,
+                             temperature_c=64, t=T0 + 30))
+    sink.close()
+    app = watch_app(finished_run, interval=0.02)
+
+    async def scenario(pilot: Pilot) -> None:
+        await loaded(pilot)
+        await until(pilot, lambda: app.history.snapshot().gpu is not None, "the GPU sample")
+        app.refresh_panes(force=True)
+        await pilot.pause()
+        (line,) = rendered(app, "#gpu")
+        assert line.strip() == "gpu 87% │ mem 31.2/79.6 GB │ alloc 28.1 GB peak 36.0 │ 310 W │ 64 °C"
+        assert "3000×2000 · 72k train" in rendered(app, "#header-run")[0]
+        assert any(line.strip() == "checkpoints/step-000000240-epoch.pt" for line in rendered(app, "#log"))
+
+    drive(app, scenario)
+
+
 def test_o_overlays_another_runs_loss_and_recall_and_can_take_it_away(finished_run: rundir.RunDir) -> None:
     cfg = tiny_config(finished_run.path.parent, "run.name=other")
     other = rundir.create(cfg, "demo")

@@ -124,6 +124,26 @@ class Diagnostics(Progress):
     sim_counts: list[int]
 
 
+@event("gpu")
+class GpuSample(Progress):
+    """The run's GPU at a publish point, at most once a second (``run.telemetry``).
+
+    ``allocated`` and ``peak_allocated``: bytes in PyTorch's allocator now and at most since
+    the run started. From NVML, None without the ``gpu`` extra or where the device does not
+    report them: ``utilization`` (% of time a kernel ran), ``memory_used`` and
+    ``memory_total`` (bytes, every process and the CUDA context included), ``power_w`` and
+    ``temperature_c``.
+    """
+
+    allocated: int
+    peak_allocated: int
+    utilization: float | None = None
+    memory_used: int | None = None
+    memory_total: int | None = None
+    power_w: float | None = None
+    temperature_c: float | None = None
+
+
 @event("checkpoint")
 class CheckpointSaved(Progress):
     """``reason``: epoch, interval, best, manual, stop, nan or error (see ``run.checkpoints``)."""

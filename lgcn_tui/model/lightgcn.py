@@ -9,6 +9,12 @@ The layer-0 ("ego") item vector depends on ``item_mode``:
 Users are always a Xavier-initialised parameter. Propagation is parameter-free (see
 ``graph.propagate``); the losses live in ``objective``, the training loop outside.
 
+Users and items are two parameters (two learning rates) over one node table: one storage on
+every device, so the layer-0 table is an alias, never a per-step copy (``ego``). A move
+(``.to``, ``.cuda``, a dtype change) joins them again (``_apply``). ``item_start``, the
+layer-0 item vectors at the start, serves only the retention diagnostic, so it is kept in
+bfloat16: a quarter of the node table's bytes instead of half (1M items × 768: 1.5 GB, not 3).
+
 The node table's rows are kept in the adjacency's propagation order (``graph.layout``:
 neighbours close together, so the sparse products hit the cache): ``position[v]`` is node
 v's row. Everything the model hands out (``forward``, ``final_embeddings``,
@@ -41,6 +47,9 @@ class Rows(NamedTuple):
     whole: torch.Tensor | None
 
 
+START_DTYPE = torch.bfloat16  # of ``item_start``: the retention diagnostic needs no more (see the module docstring)
+
+
 class LightGCN(nn.Module):
     def __init__(
         self,
@@ -63,15 +72,13 @@ class LightGCN(nn.Module):
         self.layers, self.combine, self.item_mode = layers, combine, item_mode
         # Saved with the parameters, so a checkpoint is never read in another row order.
         self.register_buffer("position", position.clone() if position is not None else None)
-        # Users and items are two parameters (two learning rates) over one node table, so
-        # the layer-0 table needs no copy per step while they stay adjacent (see ``ego``).
         table = torch.empty(n_users + n_items, dim)
         self.user = nn.Parameter(table[:n_users])
         self.item = nn.Parameter(table[n_users:], requires_grad=item_mode != "frozen")
         # Rebuilt from the data on resume, so checkpoints stay small.
         self.register_buffer("pretrained", self._to_table(pretrained.clone(), n_users) if pretrained is not None else None,
                              persistent=False)
-        self.register_buffer("item_start", torch.empty(n_items, dim))
+        self.register_buffer("item_start", torch.empty(n_items, dim, dtype=START_DTYPE))
         self.register_buffer("alpha", torch.tensor(1.0 if item_mode == "frozen" else 0.0))
         self.reset_parameters()
 
@@ -102,8 +109,8 @@ class LightGCN(nn.Module):
         """Layer-0 vectors of all nodes in table order (users first).
 
         In ``learnable`` mode this is the shared table itself (a 70k-row copy per step was
-        2–6 % of a Gowalla step); after a move that separates the two parameters (``.to``
-        another device), or in the other modes, it is a concatenation.
+        2–6 % of a Gowalla step, a whole node table of GPU memory at 1M×768); in the other
+        modes, or where FSDP gathers the two tables apart, it is a concatenation.
         """
         items = self._item_table()
         if items is self.item and _adjacent(self.user, self.item):
@@ -145,6 +152,18 @@ class LightGCN(nn.Module):
         user, item = final.split(sizes)
         ego_user, ego_item = ego_rows.split(sizes)
         return Rows(user, item, ego_user, ego_item, None)
+
+    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> "LightGCN":
+        """``Module._apply`` (behind ``.to``, ``.cuda``, ``.float``…) converts each parameter on its
+        own, which leaves users and items in two storages; join them again into one table.
+        Tables that FSDP sharded (DTensors) are left as FSDP holds them."""
+        super()._apply(fn, recurse)
+        user, item = self.user.data, self.item.data
+        plain = type(user) is torch.Tensor and type(item) is torch.Tensor
+        if plain and user.device == item.device and user.dtype == item.dtype and not _adjacent(user, item):
+            table = torch.cat([user, item])
+            self.user.data, self.item.data = table[: self.n_users], table[self.n_users :]
+        return self
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):  # type: ignore[override]
         _check_order(state_dict.get("position"), self.position)

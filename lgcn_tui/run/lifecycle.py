@@ -61,6 +61,7 @@ from .device import device_label, pick_device, prepare_process
 from .guard import GoodState, Guard
 from .loader import build_model
 from .lock import RunLock
+from .telemetry import GpuTelemetry
 
 GROUPS = ("user", "item")
 # A publish point at least this often (seconds): the dashboard refreshes at 4 Hz.
@@ -158,6 +159,7 @@ class Run:
         self._facts: list[str] = []
         self._known_items: dict[str, KnownItems] = {}
         self._last_publish = self._last_checkpoint = time.monotonic()
+        self.gpu = GpuTelemetry()
 
     def send(self, command: cmd.Command) -> None:
         """Queue a command; it is taken at the next publish point (thread-safe)."""
@@ -413,6 +415,9 @@ class Run:
         if force or due or self.paused:
             self._last_publish = now
             self._publish_steps()
+            if self.world.leader:
+                for sample in self.gpu.events(self.device, self.state.epoch, self.state.step):
+                    self.publish(sample)
         if self.world.size > 1 and not (force or self.paused or self._flags.commands):
             return False
         while True:

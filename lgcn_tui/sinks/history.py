@@ -88,6 +88,7 @@ class Snapshot:
     error: str | None
     error_checkpoint: str | None
     eval_seconds_per_epoch: float | None
+    gpu: ev.GpuSample | None
 
     @property
     def total_steps(self) -> int:
@@ -235,6 +236,7 @@ class _State:
     diagnostics: ev.Diagnostics | None = None
     log_total: int = 0
     last_rate: float | None = None
+    gpu: ev.GpuSample | None = None
 
 
 class History:
@@ -349,6 +351,8 @@ class History:
                 self._retention.append((event.step, event.retention))
         elif isinstance(event, ev.CheckpointSaved):
             s.checkpoint = event.path
+        elif isinstance(event, ev.GpuSample):
+            s.gpu = event
         elif isinstance(event, ev.EpochEnd):
             s.epochs_done += 1
             s.epoch = event.epoch + 1
@@ -373,7 +377,7 @@ class History:
                 rate=self._rate(), evals=tuple(self._evals), baseline={k: dict(v) for k, v in s.baseline.items()},
                 diagnostics=s.diagnostics, retention=tuple(self._retention), log=tuple(self._log),
                 log_total=s.log_total, checkpoint=s.checkpoint, error=s.error, error_checkpoint=s.error_checkpoint,
-                eval_seconds_per_epoch=s.eval_seconds / s.epochs_done if s.epochs_done else None,
+                eval_seconds_per_epoch=s.eval_seconds / s.epochs_done if s.epochs_done else None, gpu=s.gpu,
             )
 
 

@@ -2,7 +2,9 @@
 
 Both read layer-0 item vectors: they are what training changes. The similarity histogram
 uses one fixed sample of item pairs per run, so histograms from different evaluations
-compare like with like.
+compare like with like. Both work on row blocks or on the sampled rows only, so a 1M-item
+catalogue needs no full-size float copy of its vectors (the start vectors are kept in
+bfloat16: ``model.lightgcn``).
 """
 
 from __future__ import annotations
@@ -11,12 +13,17 @@ import torch
 import torch.nn.functional as F
 
 
-def retention(current: torch.Tensor, start: torch.Tensor) -> tuple[float, float]:
-    """Mean and 10th percentile of each item's cosine to its start vector (zero rows skipped)."""
-    keep = (start.norm(dim=1) > 0) & (current.norm(dim=1) > 0)
-    if not bool(keep.any()):
+def retention(current: torch.Tensor, start: torch.Tensor, rows: int = 1 << 16) -> tuple[float, float]:
+    """Mean and 10th percentile of each item's cosine to its start vector (zero rows skipped),
+    in float32 whatever the tables' dtypes, ``rows`` items at a time."""
+    parts = []
+    for first in range(0, len(current), rows):
+        now, then = current[first : first + rows].float(), start[first : first + rows].float()
+        keep = (then.norm(dim=1) > 0) & (now.norm(dim=1) > 0)
+        parts.append(F.cosine_similarity(now[keep], then[keep], dim=1))
+    cos = torch.cat(parts)
+    if not len(cos):
         return 1.0, 1.0
-    cos = F.cosine_similarity(current[keep].float(), start[keep].float(), dim=1)
     return float(cos.mean()), float(torch.quantile(cos, 0.1))
 
 
@@ -30,8 +37,9 @@ def sample_pairs(n_items: int, n_pairs: int, seed: int) -> torch.Tensor:
 
 def similarity_histogram(vectors: torch.Tensor, pairs: torch.Tensor, bins: int) -> tuple[list[float], list[int]]:
     """Histogram of cosine similarity over ``pairs``, on fixed edges from -1 to 1."""
-    v = F.normalize(vectors.float(), dim=1)
-    cos = (v[pairs[:, 0]] * v[pairs[:, 1]]).sum(1).clamp(-1, 1).cpu()
+    first = F.normalize(vectors.index_select(0, pairs[:, 0]).float(), dim=1)
+    second = F.normalize(vectors.index_select(0, pairs[:, 1]).float(), dim=1)
+    cos = (first * second).sum(1).clamp(-1, 1).cpu()
     counts = torch.histc(cos, bins=bins, min=-1.0, max=1.0)
     edges = torch.linspace(-1.0, 1.0, bins + 1)
     return [round(float(e), 6) for e in edges], [int(c) for c in counts]

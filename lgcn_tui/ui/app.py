@@ -46,6 +46,7 @@ from .components.dialogs import CLEAR, LrDialog, QuitDialog, RunPicker
 from .components.embeddings import EmbeddingPane
 from .components.evals import EvalPane
 from .components.eventlog import EventLog
+from .components.gpu import GpuLine
 from .components.header import RunHeader
 from .components.help import HelpScreen
 from .components.progress import ProgressLine
@@ -88,13 +89,11 @@ class Dashboard(App[int]):
                 tooltip="as q; a second ctrl+c saves a checkpoint and quits"),
     ]
 
-    def __init__(self, source: Source, history: History, *, tick_hz: float = TICK_HZ,
-                 device_note: Callable[[], str] | None = None) -> None:
+    def __init__(self, source: Source, history: History, *, tick_hz: float = TICK_HZ) -> None:
         super().__init__()
         self.source, self.history = source, history
         self.control = source.control
         self.tick_hz = tick_hz
-        self.device_note = device_note or (lambda: "")
         self.quitting = False
         self.worker: Worker[str] | None = None
         self.outcome: str | None = None
@@ -115,11 +114,13 @@ class Dashboard(App[int]):
         self.loss = LossChart(id="loss")
         self.charts: list[Chart] = [self.loss, GradChart(id="grad"), LrChart(id="lr")]
         progress = ProgressLine(id="progress")
+        gpu = GpuLine(id="gpu")
         self.evals = EvalPane(id="evals")
         panes = [self.evals, EventLog(id="log"), EmbeddingPane(id="embeddings")]
-        self.redraws: list[Callable[[Snapshot], None]] = [pane.show for pane in (*panes, progress)]
+        self.redraws: list[Callable[[Snapshot], None]] = [pane.show for pane in (*panes, progress, gpu)]
         yield self.header
         yield progress
+        yield gpu
         with Grid(id="panes"):
             yield from self.charts
             yield from panes
@@ -181,7 +182,7 @@ class Dashboard(App[int]):
         for redraw in self.redraws:
             redraw(snap)
         self.header.show(snap, fallback_name=self.source.run_dir.name, watching=self.watching,
-                         state=self._state(snap), device_note=self.device_note())
+                         state=self._state(snap))
 
     def _state(self, snap: Snapshot) -> str:
         if self.quitting and snap.state not in FINISHED:
@@ -360,16 +361,6 @@ class Dashboard(App[int]):
             self.exit(self.exit_code, return_code=self.exit_code)
 
 
-def _device_note(run: Run) -> Callable[[], str]:
-    """GPU memory in use, for the header; nothing on CPU."""
-    if run.device.type != "cuda":
-        return lambda: ""
-    import torch
-
-    total = torch.cuda.get_device_properties(run.device).total_memory / 2**30
-    return lambda: f" · {torch.cuda.memory_allocated(run.device) / 2**30:.1f}/{total:.0f} GiB"
-
-
 def live_app(run: Run, *, tick_hz: float = TICK_HZ) -> Dashboard:
     """Set the run up first, so a config or data error is raised before any screen opens."""
     source = LiveSource(run)
@@ -380,7 +371,7 @@ def live_app(run: Run, *, tick_hz: float = TICK_HZ) -> Dashboard:
     if run.resumed:
         assert run.run_dir is not None
         load(run.run_dir.metrics, history)
-    return Dashboard(source, history, tick_hz=tick_hz, device_note=_device_note(run))
+    return Dashboard(source, history, tick_hz=tick_hz)
 
 
 def watch_app(run: RunDir, *, tick_hz: float = TICK_HZ, interval: float = 0.25) -> Dashboard:

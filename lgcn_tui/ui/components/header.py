@@ -34,12 +34,12 @@ class RunHeader(Horizontal):
         yield self.run_text
         yield self.state_text
 
-    def show(self, snap: Snapshot, *, fallback_name: str, watching: bool, state: str, device_note: str) -> None:
+    def show(self, snap: Snapshot, *, fallback_name: str, watching: bool, state: str) -> None:
         run = snap.run
         if run is None:
             left = f"[b]{escape(fallback_name)}[/]  [{MUTED}]waiting for the run to start[/]"
         else:
-            left = self._fit(Path(run.run_dir).name, run.preset, run.device + device_note, run.dataset,
+            left = self._fit(Path(run.run_dir).name, run.preset, run.device, run.dataset,
                              self.run_text.content_size.width or 10_000)
         mode = f"[{MUTED}]watch[/] " if watching else ""
         right = f"{mode}[b {STATE_COLOURS.get(state, MUTED)}]● {state}[/]"
