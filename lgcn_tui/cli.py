@@ -217,24 +217,33 @@ def eval_(
     checkpoint: Annotated[str, typer.Option(help=CHECKPOINT_HELP)] = "best",
     split: Annotated[str, typer.Option(help="test, valid, or both.")] = "test",
 ) -> None:
-    """Evaluate a checkpoint of a run with full ranking (Recall@K, NDCG@K)."""
+    """Evaluate a checkpoint of a run with full ranking (Recall@K, NDCG@K), overall and on the test
+    items of head, tail and cold popularity (eval.head_share)."""
     if split not in ("test", "valid", "both"):
         raise UserError(f"--split {split!r} is not valid; choose test, valid or both")
     from .run.loader import load_model
-    from .train.ranking import chunk_users, evaluate_split
+    from .train.ranking import GROUPS, chunk_users, evaluate_split, popularity_groups
 
     loaded = load_model(catalog.resolve(run_dir), checkpoint)
-    e = loaded.run.cfg.eval
-    dataset, ks, chunk = loaded.dataset, e.ks, chunk_users(e.chunk_users, e.memory_budget_mb, loaded.dataset.n_items)
+    dataset, e = loaded.dataset, loaded.run.cfg.eval
+    chunk = chunk_users(e.chunk_users, e.memory_budget_mb, dataset.n_items)
     splits = ["valid", "test"] if split == "both" else [split]
     for s in splits:
         if not len(getattr(dataset, s)):
             raise UserError(f"the dataset of {loaded.run.dir.path} has no {s} interactions; choose another --split")
     users, items = loaded.model.final_embeddings(loaded.adj)
-    results = {s: evaluate_split(users, items, dataset, s, ks, chunk) for s in splits}
-    table = Table("metric", *splits, title=f"{loaded.checkpoint}")
-    for key in results[splits[0]]:
-        table.add_row(key, *(f"{results[s][key]:.4f}" for s in splits))
+    groups = popularity_groups(dataset.train, dataset.n_items, e.head_share)
+    results = {s: evaluate_split(users, items, dataset, s, e.ks, chunk, groups=groups) for s in splits}
+    keys = [k for k in results[splits[0]] if "/" not in k]
+    table = Table("items", *keys, title=f"{loaded.checkpoint}",
+                  caption=f"head: the {e.head_share:.0%} most-trained items, tail: the other trained items, cold: "
+                          "items without training interactions; each over the users holding out such an item "
+                          "(—: none does)", caption_justify="left")
+    for s in splits:
+        for g in ("", *GROUPS):
+            cells = (results[s].get(f"{key}/{g}" if g else key) for key in keys)
+            table.add_row(f"{s} {g or 'all'}", *("—" if v is None else f"{v:.4f}" for v in cells),
+                          end_section=g == GROUPS[-1])
     console.print(table)
 
 
@@ -320,16 +329,20 @@ def ablate(
                                                 "over it); running again on it resumes.")] = None,
     report: Annotated[Optional[Path], typer.Option(help="Only rebuild the table, results.md/.csv and plot of "
                                                    "this ablation directory.")] = None,
+    seeds: Annotated[int, typer.Option(help="Runs per mode, run.seed = the preset's + 0..N-1 (the data stays "
+                                       "fixed); the table gives mean ± sd, the verdict judges gaps from 3.")] = 1,
 ) -> None:
-    """Train one preset and seed with frozen, learnable, residual and random items; compare them in one table."""
+    """Train one preset with frozen, learnable, residual and random items, under one or more seeds; compare them."""
     from . import ablation
 
     if report is not None:
-        if preset or set_ or modes or out:
-            raise UserError("--report only re-reads an ablation directory; drop --preset, --set, --modes and --out")
+        if preset or set_ or modes or out or seeds != 1:
+            raise UserError("--report only re-reads an ablation directory; drop --preset, --set, --modes, --seeds "
+                            "and --out")
         code = ablation.write_report(report, console)
     else:
-        code = ablation.run_ablation(preset or "demo", set_ or [], ablation.parse_modes(modes or []), out, console)
+        code = ablation.run_ablation(preset or "demo", set_ or [], ablation.parse_modes(modes or []), out, console,
+                                     seeds)
     raise typer.Exit(code)
 
 
@@ -487,7 +500,8 @@ def embed(
     device: Annotated[str, typer.Option(help="auto (CUDA when available), cpu or cuda.")] = "auto",
     normalize: Annotated[bool, typer.Option(help="L2-normalise each vector before writing.")] = False,
 ) -> None:
-    """Encode item text into a .sent_emb (row 0 zero padding, row i = item i) plus a JSON sidecar."""
+    """Encode item text into a .sent_emb (row 0 zero padding, then item id i at row i, or at row i+1 when the
+    ids start at 0) plus a JSON sidecar."""
     from .embed import EmbedRequest, embed_items, print_summary
 
     names = [f.strip() for f in fields.split(",") if f.strip()]

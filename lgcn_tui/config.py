@@ -82,8 +82,11 @@ class DataConfig:
     split: str = setting("loo", choices=("loo", "ratio"))
     split_ratios: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
     valid_into_train: bool = False
+    carve_valid: str = setting("auto", choices=("auto", "off"))
+    seed: int = setting(-1, at_least=-1)
     pretrained: str = setting("", path=True)
     pretrained_dim: int = setting(768, above=0)
+    pretrained_rows: str = setting("auto", choices=("auto", "id+1", "id", "id-1"))
     id_map: str = setting("", path=True)
     normalize: bool = True
     pca_dim: int = setting(0, at_least=0)
@@ -162,6 +165,7 @@ class EvalConfig:
     patience: int = setting(0, at_least=0, resume=True)
     chunk_users: int = setting(1024, above=0, resume=True)
     memory_budget_mb: int = setting(1024, above=0, resume=True)
+    head_share: float = setting(0.2, above=0, resume=True)
     sim_pairs: int = setting(20000, at_least=0)
     sim_bins: int = setting(40, above=0)
 
@@ -441,6 +445,9 @@ def validate(cfg: Config) -> None:
     if split not in ("valid", "test") or metric not in names:
         raise UserError(f"eval.best_metric = {cfg.eval.best_metric!r} is not valid; use SPLIT/METRIC "
                         f"with SPLIT valid or test and METRIC one of {', '.join(sorted(names))}")
+    if cfg.eval.head_share >= 1:
+        raise UserError(f"eval.head_share = {cfg.eval.head_share!r} must be below 1 (the share of the trained items "
+                        "counted as head; the rest is tail), e.g. 0.2")
     if len(cfg.data.split_ratios) != 3 or abs(sum(cfg.data.split_ratios) - 1) > 1e-6:
         raise UserError(f"data.split_ratios = {cfg.data.split_ratios!r} must be three numbers "
                         "(train, valid, test) summing to 1")

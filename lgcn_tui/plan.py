@@ -58,7 +58,7 @@ STRATEGIES = ("ddp", "fsdp")
 ELEMENT = {"fp32": 4, "bf16": 2}
 START_ELEMENT = 2  # item_start is bfloat16 (model.lightgcn)
 GUARD_COPIES = 2  # run.guard keeps the last two good states
-CHECKPOINT_EXTRA = 20_000  # a checkpoint's config, counters and RNG state, beside its tensors
+CHECKPOINT_EXTRA = 30_000  # a checkpoint's config, counters and two generators' states (5 kB each), beside its tensors
 PERTURBED_TABLES = 4  # held by one whole-table perturbed propagation (output, kept layer, noise, reordered copy)
 UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}

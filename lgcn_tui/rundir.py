@@ -23,6 +23,10 @@ from . import __version__
 from . import config as cfgmod
 from .errors import UserError
 
+# Keys whose default changes what a run does, with the behaviour of runs made before the key
+# existed: their config.toml lacks it, and a resume or `eval` must rebuild the same data.
+BEFORE = {"data.carve_valid": "off"}
+
 
 class RunDir:
     """The paths of one run directory, named as in the layout above."""
@@ -40,9 +44,16 @@ class RunDir:
         return f"RunDir({str(self.path)!r})"
 
     def load_config(self) -> cfgmod.Config:
-        cfg = cfgmod.from_dict(cfgmod.load_toml(self.config), str(self.config))
+        """The run's config; a key its config.toml predates takes the value the run had then (``BEFORE``)."""
+        values = cfgmod.load_toml(self.config)
+        for key, then in BEFORE.items():
+            section, name = key.split(".")
+            if isinstance(values.get(section, {}), dict):
+                values.setdefault(section, {}).setdefault(name, then)
+        cfg = cfgmod.from_dict(values, str(self.config))
         cfgmod.validate(cfg)
         return cfg
+
 
 
 def fresh_path(cfg: cfgmod.Config) -> Path:

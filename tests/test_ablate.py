@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from conftest import spawn
 from rich.console import Console
@@ -70,8 +71,9 @@ def expected_row(run: Path) -> dict[str, Any]:
 def test_one_run_per_mode_and_the_table_is_each_runs_own_metrics(finished) -> None:
     out, done = finished
     rows = {r["mode"]: r for r in csv.DictReader(io.StringIO((out / "results.csv").read_text()))}
+    main_table = next(b for b in (out / "results.md").read_text().split("\n\n") if b.startswith("| mode |"))
     markdown = {line.split("|")[1].strip(): [c.strip() for c in line.strip().strip("|").split("|")]
-                for line in (out / "results.md").read_text().splitlines() if line.startswith("| ")}
+                for line in main_table.splitlines() if line.startswith("| ")}
     assert set(rows) == {*MODE_KEYS, "popularity"}
     for mode, (init, item_mode) in MODE_KEYS.items():
         run = out / mode
@@ -123,6 +125,8 @@ def test_other_settings_on_the_same_directory_are_refused(finished) -> None:
         ablation.run_ablation("demo", overrides(4), list(MODE_KEYS), out, console)
     with pytest.raises(UserError, match="--modes"):
         ablation.run_ablation("demo", [*overrides(3), "model.item_mode=frozen"], ["random"], out, console)
+    with pytest.raises(UserError, match=r"learnable holds one run \(an ablation made with one seed\).*--out"):
+        ablation.run_ablation("demo", overrides(3), ["learnable"], out, console, seeds=2)
     with pytest.raises(UserError, match="unknown mode.*bogus.*frozen, learnable, residual, random"):
         ablation.parse_modes(["frozen,bogus"])
 
@@ -208,3 +212,80 @@ def test_run_out_dir_places_the_ablation_as_train_places_a_run_and_out_wins(fini
     assert code == 0 and printed.getvalue().count("finished earlier") == 4
     assert f"--out {out} wins over --set run.out_dir" in printed.getvalue()
     assert not (tmp_path / "other").exists()
+
+
+# ----- several seeds -----------------------------------------------------------------------
+def test_seeds_change_initialisation_and_sampling_never_the_data(tmp_path: Path) -> None:
+    where, configs = ablation.plan("demo", TINY[1::2], ["learnable", "random"], tmp_path / "abl", seeds=3)
+
+    assert list(configs) == [f"{mode}/seed-{s}" for mode in ("learnable", "random") for s in range(3)]
+    assert [configs[f"random/seed-{s}"].run.seed for s in range(3)] == [0, 1, 2]
+    assert {cfg.data.seed for cfg in configs.values()} == {0}
+    first, last = data.load(configs["learnable/seed-0"]), data.load(configs["learnable/seed-2"])
+    for split in ("train", "valid", "test"):
+        assert (getattr(first, split) == getattr(last, split)).all(), split
+    unpinned = [ablation.plan("demo", [*TINY[1::2], f"run.seed={s}"], ["learnable"], tmp_path / "x")[1]["learnable"]
+                for s in (0, 2)]
+    assert not np.array_equal(data.load(unpinned[0]).train, data.load(unpinned[1]).train)  # the pin matters
+    with pytest.raises(UserError, match="--seeds 0 must be at least 1"):
+        ablation.plan("demo", [], ["learnable"], tmp_path / "abl", seeds=0)
+
+
+def fake_mode(mode: str, values: list[float]) -> ablation.ModeRuns:
+    """A mode whose runs' best checkpoints had these test Recall@20 values, one run per seed."""
+    runs = [ablation.ModeResult(mode=mode, run=Path(mode), seed=s, best_metric="valid/recall@20", head_share=0.2,
+                                state="done", epochs_done=1, epochs=1, train_seconds=1.0, steps_per_epoch=1,
+                                evaluations=[ablation.Evaluation(epoch=1, step=1, best=True,
+                                                                 metrics={"test": {"recall@20": v}})],
+                                popularity={})
+            for s, v in enumerate(values)]
+    return ablation.ModeRuns(mode, runs)
+
+
+def test_verdict_calls_a_gap_real_only_beyond_two_welch_standard_errors() -> None:
+    # a: mean 0.31, sd 0.01; b: mean 0.21, sd 0.01 -> gap 0.10, se = sqrt(1e-4/3 + 1e-4/3) = 0.008165
+    # c: mean 0.29, sd 0.04 -> gap 0.02, se = sqrt(1e-4/3 + 16e-4/3) = 0.023805
+    modes = [fake_mode("b", [0.20, 0.21, 0.22]), fake_mode("a", [0.30, 0.31, 0.32]),
+             fake_mode("c", [0.29, 0.33, 0.25])]
+
+    lines = ablation.verdict(modes, 20)
+
+    assert lines[0] == ("verdict, test Recall@20: a leads with 0.3100 ± 0.0100; c -0.0200 (within noise, 2 se "
+                        "0.0476); b -0.1000 (real, 2 se 0.0163)")
+    assert "Welch" in lines[-1] and "3 seeds" in lines[-1]
+    two = ablation.verdict([fake_mode("a", [0.30, 0.32]), fake_mode("b", [0.1, 0.11])], 20)
+    assert two == ["verdict: 2 seeds per mode, so the spread over seeds is not estimated and no difference is "
+                   "called real; run with --seeds 3 or more"]
+    rows = dict((r[0], r) for r in ablation.rows(modes, 20)[1])
+    assert rows["c"][1] == "0.2900 ± 0.0400"
+    tied = ablation.verdict([fake_mode("a", [0.0] * 3), fake_mode("b", [0.0] * 3)], 20)
+    assert tied[0] == "verdict, test Recall@20: every mode has 0.0000 ± 0.0000; no difference"
+
+
+def test_seeds_run_in_subfolders_and_the_table_is_mean_and_sd_of_their_runs(tmp_path: Path) -> None:
+    out = tmp_path / "abl"
+    done = lgcn(*ablate_args(out, 2, "--modes", "learnable,random", "--seeds", "2"))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    rows = list(csv.DictReader(io.StringIO((out / "results.csv").read_text())))
+    assert [(r["mode"], r["seed"]) for r in rows] == [("learnable", "0"), ("learnable", "1"), ("random", "0"),
+                                                      ("random", "1"), ("popularity", "")]
+    for mode in ("learnable", "random"):
+        wants = [expected_row(out / mode / f"seed-{s}") for s in range(2)]
+        stats = [e["dataset"] for s in range(2) for e in read_events(out / mode / f"seed-{s}" / "metrics.jsonl")
+                 if e["event"] == "run_started"]
+        assert stats[0] == stats[1]
+        test = [w["test"]["recall@20"] for w in wants]
+        mean, sd = sum(test) / 2, abs(test[0] - test[1]) / 2 ** 0.5
+        line = next(line for line in done.stdout.splitlines() if line.startswith(f"│ {mode} "))
+        assert [c.strip() for c in line.strip("│").split("│")][3] == f"{mean:.4f} ± {sd:.4f}"
+        assert {"recall@20/head", "recall@20/tail"} <= set(wants[0]["test"])
+    assert "by popularity (test split)" in done.stdout
+    assert "verdict: 2 seeds per mode, so the spread over seeds is not estimated" in done.stdout
+
+    printed = io.StringIO()
+    with pytest.raises(UserError, match=r"holds one run per seed .* repeat that --seeds"):
+        ablation.run_ablation("demo", overrides(2), ["learnable"], out, Console(file=printed))
+    assert ablation.run_ablation("demo", overrides(2), ["learnable", "random"], out, Console(file=printed),
+                                 seeds=2) == 0
+    assert printed.getvalue().count("finished earlier") == 4

@@ -50,6 +50,8 @@ def test_demo_preset_headless_end_to_end(tmp_path: Path) -> None:
     best_step = [e for e in events if e["event"] == "eval" and e["best"]][-1]["step"]
     best_test = [e for e in events if e["event"] == "eval" and e["step"] == best_step and e["split"] == "test"][-1]
     assert f"{best_test['metrics']['recall@20']:.4f}" in evaluated.stdout
+    head_row = next(line for line in evaluated.stdout.splitlines() if "test head" in line)
+    assert f"{best_test['metrics']['recall@20/head']:.4f}" in head_row
 
     exported = lgcn("export", str(run), "--checkpoint", "last")
     assert exported.returncode == 0, exported.stderr

@@ -56,6 +56,11 @@ def test_unknown_section_in_a_preset_names_the_file() -> None:
     ("model.alpha0=1.5", "model.alpha0 = 1.5 is outside the sensible range; use a value in [0, 1]"),
     ("log.wandb=yes", "log.wandb = 'yes' is not valid; choose one of: off, offline, online"),
     ("eval.best_metric=valid/recall@7", "eval.best_metric"),
+    ("eval.head_share=1", "eval.head_share = 1.0 must be below 1"),
+    ("eval.head_share=0", "eval.head_share = 0.0 must be > 0"),
+    ("data.pretrained_rows=padded", "choose one of: auto, id+1, id, id-1"),
+    ("data.carve_valid=yes", "choose one of: auto, off"),
+    ("data.seed=-2", "data.seed = -2 must be >= -1"),
     ("model.layers", "expected section.key=value"),
 ])
 def test_bad_values_are_refused_with_the_reason(override: str, words: str) -> None:

@@ -251,6 +251,27 @@ def test_amazon_metadata_rows_follow_the_id_map(minilm: Path, tmp_path: Path) ->
         load_pretrained(out, 384, other.item_ids, other.item_rows)
 
 
+def test_zero_based_ids_load_the_same_without_the_sidecar(minilm: Path, tmp_path: Path) -> None:
+    items = tmp_path / "items.csv"
+    items.write_text("item_id,title\n2,Vitamin C serum\n0,Rose lip balm\n1,Nail polish remover\n")
+    out = tmp_path / "items.sent_emb"
+
+    done = runner.invoke(app, ["embed", str(items), "--model", str(minilm), "--fields", "title", "--out", str(out),
+                               "--device", "cpu"])
+
+    assert done.exit_code == 0, done.output
+    assert "4 rows x 384 float32, row 0 zero padding, row i = item id i-1 (the ids start at 0)" in flat(done.output)
+    matrix = np.fromfile(out, dtype="<f4").reshape(4, 384)
+    assert not matrix[0].any() and matrix[1:].any(axis=1).all()
+    assert read_sidecar(out).item_ids == ["0", "1", "2"]
+    with_card = load_pretrained(out, 384, ["2", "0"])
+    sidecar_path(out).unlink()
+    notes: list[str] = []
+    np.testing.assert_array_equal(load_pretrained(out, 384, ["2", "0", "1"], notes=notes)[:2], with_card)
+    np.testing.assert_array_equal(with_card, matrix[[3, 1]])
+    assert "read as row 0 padding, item id i at row i+1 (told by the row count" in notes[0]
+
+
 def test_progress_off_a_terminal_is_log_lines(beauty_run: dict) -> None:
     # The CLI's stderr is not a terminal under CliRunner, as under nohup or in a pipe.
     assert "encoded 120 / 120 texts (100 %)" in beauty_run["output"]

@@ -74,14 +74,87 @@ def test_nan_rows_are_refused_with_item_ids(tmp_path: Path) -> None:
     assert load_pretrained(path, DIM, ["1", "2", "5", "6"])[:, 0].tolist() == [1, 2, 5, 6]
 
 
-@pytest.mark.parametrize("bad", ["abc", "0", "-2", "1.5"])
-def test_item_ids_must_be_integers_from_1(tmp_path: Path, bad: str) -> None:
+@pytest.mark.parametrize("bad", ["abc", "-2", "1.5"])
+def test_item_ids_must_be_non_negative_integers(tmp_path: Path, bad: str) -> None:
     path = sent_emb(tmp_path / "ok.sent_emb", [0, 1, 2, 3])
 
     with pytest.raises(UserError) as err:
         load_pretrained(path, DIM, ["1", bad, "3"])
 
-    assert repr(bad) in str(err.value) and "integer item ids 1..M" in str(err.value)
+    assert repr(bad) in str(err.value) and "non-negative integer item ids" in str(err.value)
+
+
+# 0-based ids 0..3: the padded file has 5 rows (item i at row i+1), the unpadded one 4 (item i at row i).
+@pytest.mark.parametrize(("values", "want", "layout"), [
+    ([-1, 0, 10, 20, 30], [20.0, 0.0, 30.0], "row 0 padding, item id i at row i+1"),
+    ([0, 10, 20, 30], [20.0, 0.0, 30.0], "item id i at row i"),
+])
+def test_zero_based_ids_are_placed_by_the_row_count_and_the_note_says_how(tmp_path: Path, values: list[float],
+                                                                            want: list[float], layout: str) -> None:
+    path = sent_emb(tmp_path / "zero.sent_emb", values)
+    notes: list[str] = []
+
+    out = load_pretrained(path, DIM, ["2", "0", "3", "1"], notes=notes)
+
+    assert out[:3, 0].tolist() == want
+    assert notes == [f"{path}: {len(values)} rows of {DIM} floats, read as {layout} (told by the row count: "
+                     "the data's item ids run 0..3 (0-based))"]
+
+
+def test_one_based_note_names_the_layout(tmp_path: Path) -> None:
+    notes: list[str] = []
+    load_pretrained(sent_emb(tmp_path / "flat.sent_emb", [1, 2, 3]), DIM, ["1", "3"], notes=notes)
+    assert "read as item id i at row i-1 (told by the row count: the data's item ids run 1..3 (1-based))" in notes[0]
+
+
+def test_a_file_for_a_larger_catalogue_needs_pretrained_rows(tmp_path: Path) -> None:
+    path = sent_emb(tmp_path / "big.sent_emb", [-1, *range(0, 90, 10)])  # ids 0..8 at rows 1..9, data uses 0..3
+
+    with pytest.raises(UserError) as err:
+        load_pretrained(path, DIM, ["0", "1", "2", "3"])
+    message = str(err.value)
+    assert "10 rows" in message and "item ids run 0..3 (0-based)" in message
+    assert "expected 5 rows (row 0 padding, item id i at row i+1) or 4 rows (item id i at row i)" in message
+    assert "data.pretrained_rows to id+1, id, id-1" in message
+
+    notes: list[str] = []
+    out = load_pretrained(path, DIM, ["3", "0"], rows="id+1", notes=notes)
+    assert out[:, 0].tolist() == [30.0, 0.0]
+    assert "read as row 0 padding, item id i at row i+1 (data.pretrained_rows = 'id+1')" in notes[0]
+    assert load_pretrained(path, DIM, ["3", "1"], rows="id-1")[:, 0].tolist() == [10.0, -1.0]
+    with pytest.raises(UserError, match=r"data.pretrained_rows = 'id-1' .* puts the data's item ids 0..3 at rows "
+                                        r"-1..2, but the file has rows 0..9"):
+        load_pretrained(path, DIM, ["0", "3"], rows="id-1")
+    with pytest.raises(UserError, match=r"item ids 0..12 at rows 1..13, but the file has rows 0..9"):
+        load_pretrained(path, DIM, ["0", "12"], rows="id+1")
+
+
+def test_pretrained_rows_must_agree_with_a_sidecar(tmp_path: Path) -> None:
+    from lgcn_tui.data.sidecar import Sidecar, write_sidecar
+
+    path = sent_emb(tmp_path / "zero.sent_emb", [-1, 0, 10, 20])  # embed's layout of ids 0..2
+    write_sidecar(path, Sidecar(model="m", dim=DIM, fields=["title"], item_ids=["0", "1", "2"], normalized=False))
+
+    assert load_pretrained(path, DIM, ["2", "0"])[:, 0].tolist() == [20.0, 0.0]
+    assert load_pretrained(path, DIM, ["2", "0"], rows="id+1")[:, 0].tolist() == [20.0, 0.0]
+    with pytest.raises(UserError, match=r"data.pretrained_rows = 'id' puts item '2' at row 2, but "
+                                        r"zero.sent_emb.json lists it at row 3"):
+        load_pretrained(path, DIM, ["2", "0"], rows="id")
+
+
+def test_data_load_reads_zero_based_lightgcn_ids_and_publishes_the_layout(tmp_path: Path) -> None:
+    from lgcn_tui import config, data
+
+    (tmp_path / "train.txt").write_text("0 0 1\n1 2 1\n")
+    (tmp_path / "test.txt").write_text("0 2\n1 0\n")
+    path = sent_emb(tmp_path / "items.sent_emb", [0, 1, 2, 3])  # item i at row i+1
+    cfg = config.resolve({}, "test", ["data.format=lightgcn", f'data.path="{tmp_path}"', f'data.pretrained="{path}"',
+                                      f"data.pretrained_dim={DIM}", "data.normalize=false"])
+
+    ds = data.load(cfg)
+
+    assert ds.pretrained is not None and ds.pretrained[:, 0].tolist() == [1.0, 2.0, 3.0]
+    assert any(n.startswith(f"{path}: 4 rows") and "row 0 padding, item id i at row i+1" in n for n in ds.notes)
 
 
 def test_npy_takes_its_own_dim(tmp_path: Path) -> None:

@@ -384,7 +384,7 @@ def test_lightgcn_utf8_bom_is_stripped_with_a_notice(tmp_path: Path) -> None:
     (tmp_path / "train.txt").write_bytes(b"\xef\xbb\xbf7 1 2\n8 2 3\n")
     write(tmp_path / "test.txt", "7 3\n8 1\n")
 
-    ds = load_files(tmp_path)
+    ds = load_files(tmp_path, "data.carve_valid=off")
 
     assert ds.user_ids == ["7", "8"] and ds.item_ids == ["1", "2", "3"]
     assert raw_pairs(ds, "train") == {("7", "1"), ("7", "2"), ("8", "2"), ("8", "3")}
@@ -417,7 +417,7 @@ def test_lightgcn_duplicates_are_counted_per_file(tmp_path: Path) -> None:
     write(tmp_path / "train.txt", "0 1 1 2\n1 2 3\n1 3\n")
     write(tmp_path / "test.txt", "0 3 3\n1 1\n")
 
-    ds = load_files(tmp_path)
+    ds = load_files(tmp_path, "data.carve_valid=off")
 
     assert ds.stats()["train"] == 4 and ds.stats()["test"] == 2
     dup = sorted(n for n in ds.notes if "duplicate interaction" in n)
@@ -445,3 +445,77 @@ def test_cold_valid_and_test_items_are_counted_in_a_notice(tmp_path: Path) -> No
     write(tmp_path / "test.txt", "0 3\n")
     write(tmp_path / "valid.txt", "1 1\n")
     assert not any("cold" in n for n in load_files(tmp_path).notes)
+
+
+# --- a validation split carved from train (data.carve_valid) -------------------------------
+
+
+def test_without_valid_each_users_last_training_item_becomes_valid(tmp_path: Path) -> None:
+    write(tmp_path / "train.txt", "0 5 3 7\n1 2\n2 4 6 4\n")  # user 1 has one item; user 2 repeats item 4 last
+    write(tmp_path / "test.txt", "0 1\n1 1\n2 1\n")
+
+    ds = load_files(tmp_path)
+
+    assert raw_pairs(ds, "valid") == {("0", "7"), ("2", "4")}
+    assert raw_pairs(ds, "train") == {("0", "5"), ("0", "3"), ("1", "2"), ("2", "6")}
+    assert raw_pairs(ds, "test") == {("0", "1"), ("1", "1"), ("2", "1")}
+    assert any("carved one from train, each user's last training item (2 users with 2 or more" in n
+               for n in ds.notes), ds.notes
+
+    whole = load_files(tmp_path, "data.carve_valid=off")
+    assert len(whole.valid) == 0 and len(whole.train) == 6
+    merged = load_files(tmp_path, "data.valid_into_train=true", "eval.best_metric=test/recall@20")
+    assert len(merged.train) == 6 and not any("carved" in n for n in merged.notes)
+
+
+def test_carving_follows_timestamps_not_file_order(tmp_path: Path) -> None:
+    # A ratio split with no valid share: each user's two earliest items train, the rest test.
+    path = write(tmp_path / "inter.csv", "user,item,timestamp\nu,d,40\nu,c,30\nu,b,20\nu,a,10\nv,x,5\nv,y,1\n")
+
+    ds = load_files(path, "data.split=ratio", "data.split_ratios=[0.5, 0.0, 0.5]")
+
+    assert raw_pairs(ds, "train") == {("u", "a"), ("v", "y")}
+    assert raw_pairs(ds, "valid") == {("u", "b")}  # u's later training item by time, though first in the file
+    assert raw_pairs(ds, "test") == {("u", "c"), ("u", "d"), ("v", "x")}
+
+
+def test_amazon_beauty_gets_a_valid_split_of_each_users_last_training_item(shared_data) -> None:
+    root = shared_data("amazon-beauty")
+    last = {}
+    for line in (root / "train.txt").read_text().splitlines():
+        user, *items = line.split()
+        if len(set(items)) >= 2:
+            last[user] = items[-1]
+
+    ds = load_files(root)
+
+    assert raw_pairs(ds, "valid") == set(last.items())
+    assert not raw_pairs(ds, "valid") & raw_pairs(ds, "train")
+    assert len(ds.test) == 22363
+
+
+def test_best_metric_on_valid_without_valid_names_the_carve_option(tmp_path: Path) -> None:
+    from lgcn_tui import config
+    from lgcn_tui.run.lifecycle import Run
+
+    write(tmp_path / "data" / "train.txt", "0 5 3 7\n1 2 3\n")
+    write(tmp_path / "data" / "test.txt", "0 1\n1 1\n")
+    cfg = config.resolve({}, "test", ["data.format=lightgcn", f'data.path="{tmp_path / "data"}"',
+                                      "model.item_init=xavier", "data.carve_valid=off", "run.device=cpu",
+                                      f'run.out_dir="{tmp_path / "runs"}"'])
+
+    with pytest.raises(UserError, match=r"no valid interactions; set eval.best_metric=test/recall@20 or "
+                                        r"data.carve_valid=auto"):
+        Run(cfg).complete()
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_run_made_before_carving_existed_keeps_its_data_when_read_back(tmp_path: Path) -> None:
+    from lgcn_tui import config, rundir
+
+    run = rundir.RunDir(tmp_path)
+    text = config.resolve({}, "test", []).to_toml()
+    run.config.write_text(text)
+    assert run.load_config().data.carve_valid == "auto"
+    run.config.write_text("\n".join(line for line in text.splitlines() if not line.startswith("carve_valid")))
+    assert run.load_config().data.carve_valid == "off"

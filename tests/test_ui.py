@@ -408,6 +408,29 @@ def test_a_gpu_runs_figures_show_on_their_own_line_at_80x24(finished_run: rundir
 
     drive(app, scenario)
 
+@pytest.mark.parametrize("size", [(80, 24), (160, 45)])
+def test_the_recall_pane_shows_head_tail_and_cold_recall_of_the_latest_evaluation(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: tuple[int, int]) -> None:
+    monkeypatch.setenv("TZ", "UTC")
+    run = rundir.create(tiny_config(tmp_path), "demo")
+    sink = JsonlSink(run.metrics)
+    for event in fixture_events():
+        if isinstance(event, ev.EvalResult) and event.model == "lightgcn" and event.epoch == EPOCHS:
+            event.metrics = {**event.metrics, "recall@20/head": 0.31234, "recall@20/tail": 0.0526}
+        sink.handle(event)
+    sink.close()
+    app = watch_app(run, interval=0.02)
+
+    async def scenario(pilot: Pilot) -> None:
+        await loaded(pilot)
+        lines = [line.rstrip() for line in rendered(app, "#evals")]
+        table_end = next(n for n, line in enumerate(lines) if line.startswith("50 "))
+        assert lines[table_end + 1] == "R@20 head 0.312 tail 0.053 cold -", lines
+        assert lines[table_end + 2].startswith("R@20 ▁"), lines
+        assert any(line.startswith("N@20 ") for line in lines) == (size[1] >= 45), lines  # the trend that gives way
+
+    drive(app, scenario, size=size)
+
 
 def test_o_overlays_another_runs_loss_and_recall_and_can_take_it_away(finished_run: rundir.RunDir) -> None:
     cfg = tiny_config(finished_run.path.parent, "run.name=other")

@@ -105,13 +105,16 @@ def load_id_map(path: Path, key: str = "data.id_map") -> IdMap:
     return IdMap(path, item2id, user2id)
 
 
-def read_amazon2023(path: Path, id_map: Path | None, split: str, ratios: list[float], seed: int) -> Dataset:
+def read_amazon2023(path: Path, id_map: Path | None, split: str, ratios: list[float], seed: int,
+                    carve_valid: bool = False) -> Dataset:
     """An Amazon Reviews 2023 benchmark domain: split files, or one unsplit ``rating_only`` file.
 
     ``path`` is a directory holding one domain's split files, one of those files, a prefix
     such as ``dir/All_Beauty``, or a single unsplit CSV (then ``split`` and ``ratios`` apply,
     ordered by timestamp). With ``id_map``, ids written as integers are turned back into raw
-    ids and every item gets its ``item2id`` row for the pretrained vectors.
+    ids and every item gets its ``item2id`` row for the pretrained vectors. ``carve_valid``:
+    without valid interactions, each user's latest training item is held out as valid (by
+    timestamp in an unsplit file; in split files by file order, history-only items first).
     """
     _check_split(split, ratios)
     ids = load_id_map(id_map) if id_map is not None else None
@@ -124,13 +127,16 @@ def read_amazon2023(path: Path, id_map: Path | None, split: str, ratios: list[fl
             times = _parse_times(found, rows.time_column, np.array(rows.times, dtype=str), rows.lines)
         labels = _split_labels(np.array(rows.users, dtype=str), times, split, ratios, seed)
         users, items = np.array(rows.users, dtype=str), np.array(rows.items, dtype=str)
+        if times is not None:
+            history = np.lexsort((np.arange(len(users)), times))
+            users, items, labels = users[history], items[history], labels[history]
         parts = {s: (users[labels == k], items[labels == k]) for k, s in enumerate(SPLIT_NAMES)}
-        dataset = build_dataset(name, parts)
+        dataset = build_dataset(name, parts, carve_valid)
     else:
         read = {s: _read_file(f, ids) for s, f in found.items()}
         _require_rows(read["train"])
         parts, added = _with_history(read)
-        dataset = build_dataset(name, parts)
+        dataset = build_dataset(name, parts, carve_valid)
         if added:
             dataset.notes.append(f"added {added} history-only interactions to train")
     if ids is not None:
@@ -358,5 +364,6 @@ def _with_history(read: dict[str, _Rows]) -> tuple[dict[str, tuple[np.ndarray, n
         return parts, 0
     pairs = np.char.partition(extra, "\t")
     users, items = parts["train"]
-    parts["train"] = (np.concatenate([users, pairs[:, 0]]), np.concatenate([items, pairs[:, 2]]))
+    # History-only items precede every target, so they go first: train stays in history order.
+    parts["train"] = (np.concatenate([pairs[:, 0], users]), np.concatenate([pairs[:, 2], items]))
     return parts, int(extra.size)

@@ -68,6 +68,7 @@ _INT = re.compile(r"-?[0-9]+")
 def build_dataset(
     name: str,
     splits: dict[str, tuple[list, list] | tuple[np.ndarray, np.ndarray]],
+    carve_valid: bool = False,
 ) -> Dataset:
     """Remap raw ids of ``{"train": (users, items), "valid": ..., "test": ...}`` to indices.
 
@@ -76,6 +77,11 @@ def build_dataset(
     are all integers, otherwise as strings, so a 1-based integer catalogue keeps its order.
     Duplicate pairs within a split are removed. Everything is vectorised (``np.unique``
     with ``return_inverse``) because Gowalla-sized inputs have a million pairs.
+
+    ``carve_valid``: when the valid split is empty, each user's last training interaction
+    (the train pairs are given in history order) becomes its valid item, for users with two
+    or more distinct training items, so best checkpoints and early stopping need not look at
+    test; a note says so.
     """
     names = ("train", "valid", "test")
     unknown = set(splits) - set(names)
@@ -88,11 +94,13 @@ def build_dataset(
             raise ValueError(f"split {s!r} has {n} users but {len(raw[s][1])} items")
     user_ids, user_codes = _encode([raw[s][0] for s in names])
     item_ids, item_codes = _encode([raw[s][1] for s in names])
+    notes: list[str] = []
+    if carve_valid and sizes[1] == 0 and sizes[0]:
+        user_codes, item_codes, sizes = _carve(user_codes, item_codes, sizes, notes)
     bounds = np.cumsum([0, *sizes])
     has_train = np.zeros(len(user_ids), dtype=bool)
     has_train[user_codes[: bounds[1]]] = True
     new_index = np.cumsum(has_train) - 1
-    notes: list[str] = []
     dropped = int(len(user_ids) - has_train.sum())
     if dropped:
         notes.append(f"dropped {dropped} users with no training items")
@@ -117,6 +125,30 @@ def build_dataset(
         item_ids=item_ids,
         notes=notes,
     )
+
+
+def _carve(users: np.ndarray, items: np.ndarray, sizes: list[int],
+           notes: list[str]) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Codes of all splits with each eligible user's last training pair moved into valid (empty before).
+
+    Every copy of that pair leaves train, so the held-out item is not also a training edge.
+    """
+    n_train = sizes[0]
+    train_users, train_items = users[:n_train], items[:n_train]
+    width = int(items.max(initial=0)) + 1
+    keys = train_users * width + train_items
+    distinct = np.bincount(np.unique(keys) // width, minlength=int(users.max(initial=0)) + 1)
+    seen, last_from_end = np.unique(train_users[::-1], return_index=True)
+    last = n_train - 1 - last_from_end
+    chosen = last[distinct[seen] >= 2]
+    held = np.isin(keys, keys[chosen])
+    notes.append(f"no validation split: carved one from train, each user's last training item "
+                 f"({len(chosen)} users with 2 or more training items); data.carve_valid = 'off' keeps "
+                 "train whole")
+    valid_users, valid_items = train_users[chosen], train_items[chosen]
+    users = np.concatenate([train_users[~held], valid_users, users[n_train:]])
+    items = np.concatenate([train_items[~held], valid_items, items[n_train:]])
+    return users, items, [int((~held).sum()), len(chosen), sizes[2]]
 
 
 def _encode(columns: list) -> tuple[list[str], np.ndarray]:

@@ -46,13 +46,15 @@ def csv_rows(path: Path, reader: Any) -> Iterator[tuple[int, list[str]]]:
                         'check for an unbalanced " quote') from exc
 
 
-def read_lightgcn(path: Path) -> Dataset:
+def read_lightgcn(path: Path, carve_valid: bool = False) -> Dataset:
     """A LightGCN-style directory: ``train.txt``, ``test.txt`` and optional ``valid.txt``.
 
     Each line is ``user item item ...`` with non-negative integer ids; a user with no items
     on a line is allowed (and is dropped if it has no training items at all). ``train.txt``
     and ``test.txt`` must hold interactions; an empty ``valid.txt`` is as good as none. A
     UTF-8 byte-order mark is skipped and duplicate pairs are removed, each with a note.
+    ``carve_valid``: without valid interactions, the last item of each user's train line
+    (lines list a history in order, as in Amazon Beauty) is held out as valid.
     """
     expected = "train.txt and test.txt (valid.txt optional), one 'user item item ...' line per user"
     if not path.is_dir():
@@ -77,7 +79,7 @@ def read_lightgcn(path: Path) -> Dataset:
             notes.append(f"{file}: removed {_plural(duplicates, 'duplicate interaction')} "
                          "(a user listing the same item more than once)")
         splits[split] = users, items
-    dataset = build_dataset(path.name, splits)
+    dataset = build_dataset(path.name, splits, carve_valid)
     if len(dataset.test) == 0 and len(dataset.valid) == 0:
         n_users = len(np.unique(splits["test"][0]))
         raise UserError(f"{path / 'test.txt'}: no interactions left to test on: none of its "
@@ -87,7 +89,7 @@ def read_lightgcn(path: Path) -> Dataset:
     return dataset
 
 
-def read_recbole(path: Path, split: str, ratios: list[float], seed: int) -> Dataset:
+def read_recbole(path: Path, split: str, ratios: list[float], seed: int, carve_valid: bool = False) -> Dataset:
     """A RecBole atomic ``.inter`` file (or a directory holding exactly one), tab separated.
 
     The typed header (``user_id:token item_id:token ...``) says which columns hold the ids;
@@ -113,10 +115,10 @@ def read_recbole(path: Path, split: str, ratios: list[float], seed: int) -> Data
     table = np.array("\t".join(body).split("\t") if body else [], dtype=str)
     table = table.reshape(len(body), len(header))
     name = path.name if path.is_dir() else file.stem
-    return _split_rows(name, file, header, table, numbers, cols, split, ratios, seed)
+    return _split_rows(name, file, header, table, numbers, cols, split, ratios, seed, carve_valid)
 
 
-def read_csv(path: Path, split: str, ratios: list[float], seed: int) -> Dataset:
+def read_csv(path: Path, split: str, ratios: list[float], seed: int, carve_valid: bool = False) -> Dataset:
     """A CSV or TSV of ``user,item[,timestamp]`` with raw string ids.
 
     Delimiter: ``.tsv`` means tab and ``.csv`` comma; any other extension takes whichever of
@@ -178,7 +180,7 @@ def read_csv(path: Path, split: str, ratios: list[float], seed: int) -> Dataset:
             raise UserError(f"{path}:{number}: the row has {len(fields)} fields, expected {width} "
                             f"({layout}){where}, separated by {delimiter!r}; quote a value that contains "
                             f"{delimiter!r}")
-    return _split_rows(path.stem, path, names, rows, numbers, cols, split, ratios, seed)
+    return _split_rows(path.stem, path, names, rows, numbers, cols, split, ratios, seed, carve_valid)
 
 
 def _read_adjacency(file: Path, notes: list[str]) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -304,11 +306,14 @@ def _split_rows(
     split: str,
     ratios: list[float],
     seed: int,
+    carve_valid: bool = False,
 ) -> Dataset:
     """Check the id and time columns of parsed rows, then split each user's history.
 
     Duplicate ``(user, item)`` rows are removed before the split, keeping each pair's first
     in history order, so one item never lands in two splits of a user; a note counts them.
+    The splits go to ``build_dataset`` in history order (by timestamp when there is one), so
+    ``carve_valid`` holds out the latest training item when a split leaves valid empty.
     """
     if len(rows) == 0:
         raise UserError(f"{file}: holds only a header and no interactions; expected one row per "
@@ -341,8 +346,10 @@ def _split_rows(
         raise UserError(f"{file}: data.split = {split!r} leaves no interaction for valid or test: "
                         f"{_plural(len(users), 'interaction')} from {_plural(n_users, 'user')}, and "
                         f"{need}")
+    history = np.lexsort((np.arange(len(users)), times)) if times is not None else np.arange(len(users))
+    users, items, labels = users[history], items[history], labels[history]
     parts = {s: (users[labels == k], items[labels == k]) for k, s in enumerate(_SPLIT_NAMES)}
-    dataset = build_dataset(name, parts)
+    dataset = build_dataset(name, parts, carve_valid)
     dataset.notes[:0] = notes
     return dataset
 

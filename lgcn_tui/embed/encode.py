@@ -1,9 +1,11 @@
 """``lgcn-tui embed``: item text -> a ``.sent_emb`` the trainer reads, plus its JSON sidecar.
 
-The file is raw little-endian float32 with a zero padding row 0 and row ``i`` = item ``i``:
-the row id is the integer item id, or the item's ``item2id`` in a ``.data_maps`` id map,
-or (for other string ids) its rank in sorted order, which only the sidecar records. Items
-without text keep a zero row, so the rows still line up, and are counted in the summary.
+The file is raw little-endian float32 with a zero padding row 0, then one row per item:
+item id ``i`` at row ``i`` for integer ids from 1, at row ``i + 1`` when the ids start at 0
+(so the file of a 0-based catalogue is ``data.pretrained_rows = "id+1"``, which the loader
+tells from its row count), the item's ``item2id`` in a ``.data_maps`` id map, or (for other
+string ids) its rank in sorted order, which only the sidecar records. Items without text
+keep a zero row, so the rows still line up, and are counted in the summary.
 
 The encoder is a sentence-transformers model loaded from a local directory with the
 Hugging Face hub switched off: an embedding run should never depend on the network, and a
@@ -179,14 +181,18 @@ def _model_dir(model: str) -> Path:
 
 
 def _layout(texts: ItemTexts, ids: IdMap | None) -> _Layout:
-    """Which row each item gets: its item2id, its integer id, or its rank among sorted string ids."""
+    """Which row each item gets: its item2id, its integer id (plus one when the ids start at 0), or its
+    rank among sorted string ids."""
     if ids is not None:
         names = [ids.id2item.get(r, "") for r in range(1, ids.n_items + 1)]
         rows = np.array([ids.item2id.get(i, 0) for i in texts.ids], dtype=np.int64)
         return _Layout(names, rows, f"the item whose item2id is i in {ids.path.name}")
-    if texts.ids and all(i.isascii() and i.isdigit() and i[0] != "0" for i in texts.ids):
-        rows = np.array([int(i) for i in texts.ids], dtype=np.int64)
-        return _Layout([str(r) for r in range(1, int(rows.max()) + 1)], rows, "item id i")
+    if texts.ids and all(i.isascii() and i.isdigit() and (i[0] != "0" or i == "0") for i in texts.ids):
+        ids = np.array([int(i) for i in texts.ids], dtype=np.int64)
+        shift = int(ids.min() == 0)  # 0-based ids: row 0 stays padding, item i at row i + 1
+        rows = ids + shift
+        names = [str(r - shift) for r in range(1, int(rows.max()) + 1)]
+        return _Layout(names, rows, "item id i-1 (the ids start at 0)" if shift else "item id i")
     numeric = all(i.isascii() and i.isdigit() for i in texts.ids)
     names = sorted(texts.ids, key=int) if numeric else sorted(texts.ids)
     rank = {v: r for r, v in enumerate(names, start=1)}

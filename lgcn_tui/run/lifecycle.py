@@ -53,7 +53,7 @@ from ..errors import UserError
 from ..sinks.external import check_extras, external_sinks
 from ..sinks.jsonl import JsonlSink
 from ..train.diagnostics import retention, sample_pairs, similarity_histogram
-from ..train.ranking import KnownItems, chunk_users, known_items, means, popularity_sums, split_sums
+from ..train.ranking import KnownItems, chunk_users, known_items, means, popularity_groups, popularity_sums, split_sums
 from ..train.sampler import NegativeSampler, rank_rows
 from . import checkpoints as ckpt
 from . import distributed, parallel
@@ -183,6 +183,7 @@ class Run:
         self.amp = cfg.run.amp and self.device.type == "cuda"
         self.dataset = data.load(cfg)
         self._check_splits()
+        self.groups = popularity_groups(self.dataset.train, self.dataset.n_items, cfg.eval.head_share)
         self.objective = objective.build(cfg)
         check_extras(cfg)
         saved = self._chosen_checkpoint() if self.resumed else None
@@ -240,8 +241,10 @@ class Run:
             raise UserError(f"dataset {self.dataset.name!r} has no training interactions")
         if len(getattr(self.dataset, split)) == 0:
             other = "test" if split == "valid" else "valid"
+            carve = (" or data.carve_valid=auto (hold out each user's last training item)"
+                     if split == "valid" and self.cfg.data.carve_valid == "off" else "")
             raise UserError(f"eval.best_metric = {self.cfg.eval.best_metric!r} but the dataset has no "
-                            f"{split} interactions; set eval.best_metric={other}/{metric}")
+                            f"{split} interactions; set eval.best_metric={other}/{metric}{carve}")
 
     def _read_checkpoint(self) -> tuple[Path, dict]:
         """The checkpoint asked for, else the newest one that loads: a kill can leave the newest truncated."""
@@ -482,7 +485,7 @@ class Run:
                 continue
             started = time.perf_counter()
             summed = split_sums(users, items, self._known(split), getattr(self.dataset, split), e.ks,
-                                self._chunk(), self._stop_requested, self.world.share)
+                                self._chunk(), self._stop_requested, self.world.share, self.groups)
             if summed is None:
                 self.model.train()
                 self._state(RunState.RUNNING)
@@ -531,7 +534,7 @@ class Run:
         for split in ("valid", "test"):
             if len(getattr(self.dataset, split)):
                 summed = popularity_sums(self.dataset, self._known(split), getattr(self.dataset, split),
-                                         self.cfg.eval.ks, self._chunk(), self.world.share)
+                                         self.cfg.eval.ks, self._chunk(), self.world.share, self.groups)
                 self.publish(ev.EvalResult(epoch=0, step=0, split=split, metrics=self._gathered(summed),
                                            model="popularity"))
 

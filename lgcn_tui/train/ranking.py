@@ -10,10 +10,20 @@ The items masked are those the user is known to have: training items, and for th
 split validation items too (``known_items``, indexed once per run by ``KnownItems``).
 Everything runs on the device that holds the vectors; only the finished sums come back. Recall divides by the size of the user's
 held-out set (as LightGCN reports it); NDCG's ideal DCG counts min(K, |held-out|) hits.
+
+Breakdown by popularity (``popularity_groups``): every item is ``head`` (the most-trained
+``eval.head_share`` of the items with training interactions), ``tail`` (the other items
+with training interactions) or ``cold`` (none). Within a group G, from the same top-K list
+as the overall metrics: a user's Recall@K/G = its held-out items of G in the top K / its
+held-out items of G, and NDCG@K/G = the DCG of those hits at their places in the list over
+the ideal DCG of min(K, its held-out items of G) hits. Each is averaged over the users with
+at least one held-out item in G and reported as ``recall@K/G``, ``ndcg@K/G``; a group no
+evaluated user holds out is left out.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -68,6 +78,25 @@ def chunk_users(chunk: int, memory_budget_mb: int, n_items: int) -> int:
     return max(1, min(chunk, memory_budget_mb * 2**20 // (8 * n_items)))
 
 
+GROUPS = ("head", "tail", "cold")
+
+
+def popularity_groups(train: np.ndarray, n_items: int, head_share: float) -> np.ndarray:
+    """Each item's group as an index into ``GROUPS``: 0 head, 1 tail, 2 cold.
+
+    Head is the ceil(``head_share`` × W) items with the most training interactions among
+    the W items that have any, ties broken towards the lower item index; cold items have
+    no training interaction.
+    """
+    counts = np.bincount(train[:, 1], minlength=n_items)
+    warm = np.flatnonzero(counts)
+    by_count = warm[np.argsort(-counts[warm], kind="stable")]
+    group = np.full(n_items, 2, dtype=np.int64)
+    group[warm] = 1
+    group[by_count[: math.ceil(head_share * len(warm))]] = 0
+    return group
+
+
 class Ranker:
     """Ranks every item for chunks of users with their known items masked: the one place that ranks.
 
@@ -108,10 +137,13 @@ class Ranker:
         return None if summed is None else means(*summed)
 
     def sums(self, held_out: np.ndarray, ks: list[int], should_stop: Callable[[], bool] = lambda: False,
-             share: tuple[int, int] = (0, 1)) -> tuple[dict[str, float], int] | None:
+             share: tuple[int, int] = (0, 1),
+             groups: np.ndarray | None = None) -> tuple[dict[str, float], int] | None:
         """Per-metric sums over this ``share`` (``(rank, size)``: the rank-th of ``size`` blocks)
         of the evaluated users, with the number of users of all shares: summed over the shares
-        and divided, they are ``metrics``. ``None`` if ``should_stop()`` turned true midway."""
+        and divided (``means``), they are ``metrics``. ``None`` if ``should_stop()`` turned true
+        midway. ``groups`` (``popularity_groups``) adds each group's sums from the same top-K
+        lists, with its count of users under ``users/GROUP`` (of this share only)."""
         device = self.device
         kmax = min(max(ks), self.n_items)
         held_keys = sorted_keys(held_out, self.n_items).to(device)
@@ -123,6 +155,7 @@ class Ranker:
         cum_discount = torch.cat([torch.zeros(1, dtype=torch.float64, device=device), torch.cumsum(discount, 0)])
         names = [f"{m}@{k}" for m in ("recall", "ndcg") for k in ks]
         totals = torch.zeros(len(names), dtype=torch.float64, device=device)
+        split = _GroupSplit(groups, held_out, self.n_users, mine, ks, device) if groups is not None else None
         for start in range(0, len(mine), self.chunk):
             if should_stop():
                 return None
@@ -138,13 +171,69 @@ class Ranker:
                 idcg = cum_discount.index_select(0, torch.clamp(size_held, max=kk).long())
                 ndcgs.append(((h * discount[:kk]).sum(1) / idcg).sum())
             totals += torch.stack(recalls + ndcgs)
-        return dict(zip(names, totals.tolist())), len(users_all)
+            if split is not None:
+                split.add(users, top, hits, discount, cum_discount)
+        sums = dict(zip(names, totals.tolist()))
+        if split is not None:
+            sums.update(split.sums())
+        return sums, len(users_all)
+
+
+class _GroupSplit:
+    """The popularity breakdown riding along ``Ranker.sums``: each user's held-out count per
+    group, and per chunk the hits masked to each group, summed on the ranking device."""
+
+    def __init__(self, groups: np.ndarray, held_out: np.ndarray, n_users: int, mine: torch.Tensor, ks: list[int],
+                 device: torch.device) -> None:
+        self.groups = torch.from_numpy(np.asarray(groups, dtype=np.int64)).to(device)
+        per_user = np.bincount(held_out[:, 0] * len(GROUPS) + np.asarray(groups)[held_out[:, 1]],
+                               minlength=n_users * len(GROUPS))
+        self.n_held = torch.from_numpy(per_user.reshape(n_users, len(GROUPS))).to(device, torch.float64)
+        self.users = (self.n_held.index_select(0, mine) > 0).sum(0).tolist()
+        self.ks = ks
+        self.names = [f"{m}@{k}/{name}" for name in GROUPS for m in ("recall", "ndcg") for k in ks]
+        self.totals = torch.zeros(len(self.names), dtype=torch.float64, device=device)
+
+    def add(self, users: torch.Tensor, top: torch.Tensor, hits: torch.Tensor, discount: torch.Tensor,
+            cum_discount: torch.Tensor) -> None:
+        """Add one chunk: ``top`` its ranked items, ``hits`` (float) where they are held out. Users
+        holding out nothing of a group weigh 0 there (a mask, not a selection: nothing waits)."""
+        ranked = self.groups[top]
+        held = self.n_held.index_select(0, users)
+        parts = []
+        for g in range(len(GROUPS)):
+            size_held = held[:, g]
+            counted = size_held > 0
+            in_group = hits * (ranked == g)
+            recalls, ndcgs = [], []
+            for k in self.ks:
+                h = in_group[:, :k]
+                recalls.append(torch.where(counted, h.sum(1) / size_held.clamp_min(1), 0.0).sum())
+                idcg = cum_discount.index_select(0, torch.clamp(size_held, min=1, max=h.shape[1]).long())
+                ndcgs.append(torch.where(counted, (h * discount[: h.shape[1]]).sum(1) / idcg, 0.0).sum())
+            parts += recalls + ndcgs
+        self.totals += torch.stack(parts)
+
+    def sums(self) -> dict[str, float]:
+        out = dict(zip(self.names, self.totals.tolist()))
+        out.update({f"users/{name}": float(n) for name, n in zip(GROUPS, self.users)})
+        return out
 
 
 def means(sums: dict[str, float], n_users: int) -> dict[str, float]:
-    """Metric sums (``Ranker.sums``, added up over the shares) as means over the evaluated users."""
+    """Metric sums (``Ranker.sums``, added up over the shares) as means over the evaluated users;
+    a group's metrics (``recall@K/GROUP``) over its own users (``users/GROUP``), left out when it has none."""
     n = max(n_users, 1)
-    return {key: value / n for key, value in sums.items()}
+    out: dict[str, float] = {}
+    for key, value in sums.items():
+        if key.startswith("users/"):
+            continue
+        _, _, group = key.partition("/")
+        if not group:
+            out[key] = value / n
+        elif sums[f"users/{group}"]:
+            out[key] = value / sums[f"users/{group}"]
+    return out
 
 
 def embedding_ranker(users: torch.Tensor, items: torch.Tensor, known: KnownItems, chunk: int) -> Ranker:
@@ -165,34 +254,37 @@ def embedding_ranker(users: torch.Tensor, items: torch.Tensor, known: KnownItems
 
 
 def evaluate_split(users: torch.Tensor, items: torch.Tensor, dataset: Dataset, split: str, ks: list[int],
-                   chunk: int, should_stop: Callable[[], bool] = lambda: False) -> dict[str, float] | None:
+                   chunk: int, should_stop: Callable[[], bool] = lambda: False,
+                   groups: np.ndarray | None = None) -> dict[str, float] | None:
     """Full-ranking metrics of final vectors (``model.final_embeddings(adj)``) on ``valid``
-    (train masked) or ``test`` (train and valid masked); ``None`` if stopped midway."""
+    (train masked) or ``test`` (train and valid masked), broken down by ``groups`` when given
+    (``popularity_groups``); ``None`` if stopped midway."""
     known = KnownItems.of(known_items(dataset, split), dataset.n_users, users.device)
-    summed = split_sums(users, items, known, getattr(dataset, split), ks, chunk, should_stop)
+    summed = split_sums(users, items, known, getattr(dataset, split), ks, chunk, should_stop, groups=groups)
     return None if summed is None else means(*summed)
 
 
 def split_sums(users: torch.Tensor, items: torch.Tensor, known: KnownItems, held_out: np.ndarray, ks: list[int],
-               chunk: int, should_stop: Callable[[], bool] = lambda: False,
-               share: tuple[int, int] = (0, 1)) -> tuple[dict[str, float], int] | None:
+               chunk: int, should_stop: Callable[[], bool] = lambda: False, share: tuple[int, int] = (0, 1),
+               groups: np.ndarray | None = None) -> tuple[dict[str, float], int] | None:
     """``evaluate_split`` as ``Ranker.sums`` over one ``share`` of the users: ranks of a run add these up."""
-    return embedding_ranker(users, items, known, chunk).sums(held_out, ks, should_stop, share)
+    return embedding_ranker(users, items, known, chunk).sums(held_out, ks, should_stop, share, groups)
 
 
-def popularity_metrics(dataset: Dataset, split: str, ks: list[int], chunk: int) -> dict[str, float]:
+def popularity_metrics(dataset: Dataset, split: str, ks: list[int], chunk: int,
+                       groups: np.ndarray | None = None) -> dict[str, float]:
     """The baseline every model must beat: rank items by training popularity for everyone."""
     known = KnownItems.of(known_items(dataset, split), dataset.n_users, torch.device("cpu"))
-    return means(*popularity_sums(dataset, known, getattr(dataset, split), ks, chunk))
+    return means(*popularity_sums(dataset, known, getattr(dataset, split), ks, chunk, groups=groups))
 
 
 def popularity_sums(dataset: Dataset, known: KnownItems, held_out: np.ndarray, ks: list[int], chunk: int,
-                    share: tuple[int, int] = (0, 1)) -> tuple[dict[str, float], int]:
+                    share: tuple[int, int] = (0, 1), groups: np.ndarray | None = None) -> tuple[dict[str, float], int]:
     """``popularity_metrics`` as ``Ranker.sums`` over one ``share`` of the users, on ``known``'s device."""
     device = known.bounds.device
     counts = torch.from_numpy(np.bincount(dataset.train[:, 1], minlength=dataset.n_items)).float().to(device)
     ranker = Ranker(lambda u: counts.expand(len(u), -1).clone(), dataset.n_users, dataset.n_items, known, chunk)
-    result = ranker.sums(held_out, ks, share=share)
+    result = ranker.sums(held_out, ks, share=share, groups=groups)
     assert result is not None
     return result
 

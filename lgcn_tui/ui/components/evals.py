@@ -9,6 +9,7 @@ from textual.widgets import Static
 
 from ...sinks.history import Snapshot
 from ...contract.events import EvalResult
+from ...train.ranking import GROUPS
 from ..formatting import bars
 from ..overlay import Overlay
 from ..theme import MUTED, OVERLAY
@@ -17,7 +18,19 @@ HEADLINE_K = 20
 
 
 def _ks(metrics: dict[str, float]) -> list[int]:
-    return sorted({int(key.split("@")[1]) for key in metrics if "@" in key})
+    """The cut-offs evaluated; keys such as ``recall@20/head`` are the popularity breakdown, not a K."""
+    return sorted({int(key.split("@")[1]) for key in metrics if "@" in key and "/" not in key})
+
+
+def _breakdown(metrics: dict[str, float] | None) -> Text | None:
+    """R@20 on head / tail / cold items at one evaluation, or None when it has no breakdown."""
+    if not metrics or not any(f"recall@{HEADLINE_K}/{g}" in metrics for g in GROUPS):
+        return None
+    parts: list[tuple[str, str] | str] = [(f"R@{HEADLINE_K}", MUTED)]
+    for group in GROUPS:
+        value = metrics.get(f"recall@{HEADLINE_K}/{group}")
+        parts += [(f" {group} ", MUTED), "-" if value is None else f"{value:.3f}"]
+    return Text.assemble(*parts)
 
 
 def _fmt(metrics: dict[str, float] | None, key: str) -> str:
@@ -26,7 +39,9 @@ def _fmt(metrics: dict[str, float] | None, key: str) -> str:
 
 
 class EvalPane(Static):
-    """Recall and NDCG at every K for one split (valid when there is one), plus R@20/N@20 per evaluation."""
+    """Recall and NDCG at every K for one split (valid when there is one), R@20 on head / tail / cold
+    items at the latest evaluation, plus R@20/N@20 per evaluation; lines that do not fit are left out
+    from the least telling (N@20's trend, or in a comparison the breakdown)."""
 
     def __init__(self, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -37,7 +52,8 @@ class EvalPane(Static):
         """Redrawn when an evaluation arrives: keyed by the newest one, since the history keeps a
         bounded number and its length stops changing on a long run."""
         newest = (snap.evals[-1].step, snap.evals[-1].split, snap.evals[-1].t) if snap.evals else None
-        key = (newest, len(snap.evals), len(snap.baseline), self.content_size.width, id(self.overlay))
+        key = (newest, len(snap.evals), len(snap.baseline), self.content_size.width, self.content_size.height,
+               id(self.overlay))
         if key == self.shown:
             return
         self.shown = key
@@ -70,9 +86,14 @@ class EvalPane(Static):
             values = [v for v in (e.metrics.get(key) for e in evals) if v is not None]
             if values:
                 trend.append(Text.assemble((f"{label} ", MUTED), (bars(values, width), "#87ff87")))
+        breakdown = [line for line in (_breakdown(last.metrics if last else None),) if line is not None]
+        lines = [*breakdown, *trend]
         if self.overlay is not None:
-            trend = self._compared(evals, split, width)
-        self.update(Group(table, *trend), layout=False)
+            lines = [*self._compared(evals, split, width), *breakdown]
+        height = self.content_size.height
+        if height:  # 0 before the pane is laid out: nothing to fit yet
+            lines = lines[: max(height - table.row_count - 1, 0)]
+        self.update(Group(table, *lines), layout=False)
 
     def _compared(self, evals: list[EvalResult], split: str, width: int) -> list[Text]:
         """R@20 of this run and of the overlay ("vs", named in the loss pane's title) on one scale,

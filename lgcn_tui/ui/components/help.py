@@ -17,7 +17,9 @@ PANES = """\
 [b]lr[/]        rate of each group so far and, dim, the plan ahead; the
           grey line is now; a manual change rescales the plan
 [b]eval[/]      recall/ndcg at each K: latest, best so far (best.pt), and
-          the popularity baseline; R@20/N@20 across evaluations
+          the popularity baseline; the latest R@20 on head (most
+          trained), tail and cold (untrained) items; R@20/N@20 across
+          evaluations (N@20 gives way when the pane is short)
 [b]embeddings[/] α of the residual item mode, retention of the pretrained
           vectors (mean cosine to start), item–item cosine histogram
 [b]log[/]       checkpoints, LR changes, evaluations, commands, warnings"""
