@@ -63,9 +63,11 @@ def evals(events: list[dict]) -> list[tuple[int, str, dict]]:
     return [(e["epoch"], e["split"], e["metrics"]) for e in events if e["event"] == "eval" and e["model"] == "lightgcn"]
 
 
-@pytest.mark.parametrize("mode", ["learnable", "residual"])
+@pytest.mark.parametrize("mode", ["learnable", "residual", "adapter"])
 def test_interrupted_and_resumed_run_equals_uninterrupted(tiny_config, mode: str) -> None:
-    cfg = tiny_config(f"model.item_mode={mode}", "optim.item_start_epoch=1", "optim.warmup_epochs=1")
+    adapter = ["model.adapter_residual=true", "model.user_init=item_mean", "data.cold_items=0.2"]
+    cfg = tiny_config(f"model.item_mode={mode}", "optim.item_start_epoch=1", "optim.warmup_epochs=1",
+                      *(adapter if mode == "adapter" else []))
     whole, _, run_a = start(cfg)
     assert whole.train() == "done"
     whole.cleanup()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -36,6 +37,23 @@ class Adjacency:
     @property
     def nnz(self) -> int:
         return int(self.matrix.values().numel())
+
+    @cached_property
+    def edgeless_rows(self) -> torch.Tensor:
+        """Rows (this order) of the nodes without an edge: items without a training
+        interaction (cold items), which propagation never reaches."""
+        crow = self.matrix.crow_indices()
+        return torch.nonzero(crow[1:] == crow[:-1]).squeeze(1)
+
+    @cached_property
+    def linked_items(self) -> torch.Tensor:
+        """Items (0-based, in item order) with at least one edge: the only ones a loss may
+        sample, so a cold item is never pushed away from users it was never shown to."""
+        crow = self.matrix.crow_indices()
+        linked = crow[1:] != crow[:-1]
+        if self.position is not None:
+            linked = linked.index_select(0, self.position)
+        return torch.nonzero(linked[self.n_users:]).squeeze(1)
 
     def to(self, device: torch.device) -> "Adjacency":
         matrix = self.matrix.to(device)

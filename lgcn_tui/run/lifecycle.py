@@ -27,12 +27,13 @@ at the same step.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import math
 import queue
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,7 +50,7 @@ from ..errors import UserError
 from ..sinks.external import check_extras, external_sinks
 from ..sinks.jsonl import JsonlSink
 from ..train.diagnostics import retention, sample_pairs, similarity_histogram
-from ..train.ranking import means, popularity_sums, split_sums
+from ..train.ranking import means, popularity_sums, split_sums, text_sums
 from ..train.sampler import NegativeSampler, rank_rows
 from . import checkpoints as ckpt
 from . import distributed, parallel
@@ -92,12 +93,27 @@ class Diverged(Exception):
         self.reason = reason
 
 
-def grad_norm(grad: torch.Tensor) -> float:
-    """L2 norm of a gradient as ``√(g·g)``: a BLAS dot is 3× faster than ``Tensor.norm`` on
-    CPU, where a Gowalla step spent 2 ms on the two norms. Like ``norm``, it is inf once the
-    squares overflow float32, which the NaN/inf check then catches."""
-    flat = grad.reshape(-1)
-    return math.sqrt(torch.dot(flat, flat).item())
+def grad_norm(grads: Iterable[torch.Tensor | None]) -> float:
+    """L2 norm of a group's gradients (None: no gradient) as ``√(Σ g·g)``: a BLAS dot is 3×
+    faster than ``Tensor.norm`` on CPU, where a Gowalla step spent 2 ms on the two norms.
+    Like ``norm``, it is inf once the squares overflow float32, which the NaN/inf check then catches."""
+    squares = [torch.dot(g.reshape(-1), g.reshape(-1)) for g in grads if g is not None]
+    return math.sqrt(sum(squares).item()) if squares else 0.0
+
+
+@contextlib.contextmanager
+def rows_kept(table: torch.Tensor, rows: torch.Tensor | None) -> Iterator[None]:
+    """Put ``rows`` of ``table`` back as they were after the block (an optimiser step).
+
+    Rows without a gradient are still moved by weight decay (AdamW shrinks every row by
+    lr·decay a step; Adam's coupled decay moves them by about a learning rate a step). For
+    cold items that would wear their text start down with nothing learned in its place."""
+    if rows is None:
+        yield
+        return
+    saved = table.detach().index_select(0, rows)
+    yield
+    table.detach().index_copy_(0, rows, saved)
 
 
 class Run:
@@ -168,6 +184,7 @@ class Run:
         self.schedule = LrSchedule.plan(o.user_lr, o.item_lr, o.min_lr, o.warmup_epochs, o.item_start_epoch,
                                         self.steps_per_epoch, cfg.run.epochs)
         self.optimizer = self._optimizer()
+        self.cold_rows = self._cold_rows()
         self.generator = torch.Generator().manual_seed(cfg.run.seed)
         # Terms that draw their own noise draw different numbers on each rank.
         self.context = objective.Context(self.model, self.adj,
@@ -231,10 +248,9 @@ class Run:
 
     def _optimizer(self) -> torch.optim.Optimizer:
         o = self.cfg.optim
-        groups = [
-            {"params": [self.model.user], "lr": o.user_lr, "name": "user"},
-            {"params": [self.model.item], "lr": o.item_lr, "name": "item"},
-        ]
+        rates = {"user": o.user_lr, "item": o.item_lr}
+        groups = [{"params": params, "lr": rates[name], "name": name}
+                  for name, params in self.model.group_params().items()]
         if o.name == "adafactor":
             return torch.optim.Adafactor(groups, lr=o.user_lr, weight_decay=o.weight_decay)
         cls = torch.optim.Adam if o.name == "adam" else torch.optim.AdamW
@@ -242,6 +258,23 @@ class Run:
         # On CPU it needs torch 2.4; the DGL test stack (torch 2.2) takes the loop there.
         fused = self.device.type == "cuda" or torch.__version__ >= (2, 4)
         return cls(groups, lr=o.user_lr, weight_decay=o.weight_decay, fused=fused)
+
+    def _cold_rows(self) -> torch.Tensor | None:
+        """Rows of the trained item table that no loss reaches (items without training edges),
+        which ``rows_kept`` shields from weight decay; None when there is nothing to shield (an
+        adapter's residual starts at zero, where decay leaves it)."""
+        rows = self.adj.edgeless_rows
+        rows = rows[rows >= self.model.n_users] - self.model.n_users
+        trained = self.model.item.requires_grad and self.model.adapter is None
+        if not (len(rows) and trained and self.cfg.optim.weight_decay > 0):
+            return None
+        if self.parallel.sharded:
+            self._notices.append(f"optim.weight_decay moves the vectors of the {len(rows)} items without training "
+                                 "interactions every step, with no gradient to hold them: under dist.strategy = "
+                                 "'fsdp' their rows are sharded and cannot be kept; use dist.strategy = 'ddp' or "
+                                 "optim.weight_decay = 0 to keep their text start")
+            return None
+        return rows
 
     def _restore(self, saved: tuple[Path, dict]) -> None:
         path, payload = saved
@@ -468,12 +501,16 @@ class Run:
                               retention_p10=p10, sim_edges=edges, sim_counts=counts)
 
     def _baselines(self) -> None:
-        for split in ("valid", "test"):
-            if len(getattr(self.dataset, split)):
-                summed = popularity_sums(self.dataset, split, self.cfg.eval.ks, self.cfg.eval.chunk_users,
-                                         self.world.share)
-                self.publish(ev.EvalResult(epoch=0, step=0, split=split, metrics=self._gathered(summed),
-                                           model="popularity"))
+        """Popularity, and with text vectors the no-training text baseline (``train.ranking.text_sums``)."""
+        baselines = {"popularity": popularity_sums}
+        if self.dataset.pretrained is not None:
+            baselines["text"] = text_sums
+        for model, sums in baselines.items():
+            for split in ("valid", "test"):
+                if len(getattr(self.dataset, split)):
+                    summed = sums(self.dataset, split, self.cfg.eval.ks, self.cfg.eval.chunk_users, self.world.share)
+                    self.publish(ev.EvalResult(epoch=0, step=0, split=split, metrics=self._gathered(summed),
+                                               model=model))
 
     # ----- the loop -----------------------------------------------------------------
     def _apply_lr(self) -> None:
@@ -498,11 +535,12 @@ class Run:
             loss, terms = self.objective(batch, self.context)
         self.optimizer.zero_grad(set_to_none=True)
         (loss if self.world.size == 1 else loss * (share * self.world.size)).backward()
+        params = self.model.group_params()
         if self.state.epoch < o.item_start_epoch:
-            self.model.item.grad = None
-        params = {"user": self.model.user, "item": self.model.item}
+            for p in params["item"]:
+                p.grad = None
         if self.world.size == 1:
-            norms = {g: (grad_norm(p.grad) if p.grad is not None else 0.0) for g, p in params.items()}
+            norms = {g: grad_norm(p.grad for p in ps) for g, ps in params.items()}
             value, term_values = loss.item(), {name: value.item() for name, value in terms.items()}
         else:
             value, term_values, norms = self._reduced(loss, terms, share, params)
@@ -511,24 +549,25 @@ class Run:
             raise Diverged(reason)
         total = math.hypot(*norms.values())
         if o.clip_norm and total > o.clip_norm:
-            for p in params.values():
+            for p in (p for ps in params.values() for p in ps):
                 if p.grad is not None:
                     p.grad.mul_(o.clip_norm / (total + 1e-6))
-        self.optimizer.step()
+        with rows_kept(self.model.item, self.cold_rows):
+            self.optimizer.step()
         return ev.StepMetrics(epoch=self.state.epoch, step=self.state.step, loss=value, terms=term_values,
                               grad_user=norms["user"], grad_item=norms["item"],
                               lr_user=self.optimizer.param_groups[0]["lr"],
                               lr_item=self.optimizer.param_groups[1]["lr"], alpha=self.alpha(self.state.epoch))
 
     def _reduced(self, loss: torch.Tensor, terms: dict[str, torch.Tensor], share: float,
-                 params: dict[str, torch.nn.Parameter]) -> tuple[float, dict[str, float], dict[str, float]]:
+                 params: dict[str, list[torch.nn.Parameter]]) -> tuple[float, dict[str, float], dict[str, float]]:
         """The step's one all-reduce: the global batch's loss and terms (share-weighted means),
         the global gradient norms and rank 0's ``StepFlags``, alike on every rank."""
         flags = [0.0, 0.0]
         if self.world.leader:
             flags = [float(not self.commands.empty()), float(self._minutes_due())]
         parts = [loss.detach().float() * share, *(t.detach().float() * share for t in terms.values()),
-                 *(self.parallel.grad_squares(p.grad).float() for p in params.values()),
+                 *(sum(self.parallel.grad_squares(p.grad).float() for p in ps) for ps in params.values()),
                  torch.tensor(flags, device=loss.device)]
         summed = distributed.all_sum(self.world, torch.cat([t.reshape(-1) for t in parts])).tolist()
         n = len(terms)
