@@ -7,6 +7,7 @@ is a set of config keys (``MODES``); today:
     frozen     text vectors as they are            (model.item_mode = frozen)
     learnable  text vectors, fine-tuned            (model.item_mode = learnable)
     residual   α·text + (1 − α)·learned            (model.item_mode = residual)
+    adapter    a trainable MLP of the text vectors (model.item_mode = adapter)
     random     Xavier items, no text               (model.item_init = xavier, same width)
 
 The ablation directory holds one ordinary run directory per mode and seed, so each can be
@@ -61,6 +62,7 @@ MODES: dict[str, dict[str, str]] = {
     "frozen": {"model.item_init": "pretrained", "model.item_mode": "frozen"},
     "learnable": {"model.item_init": "pretrained", "model.item_mode": "learnable"},
     "residual": {"model.item_init": "pretrained", "model.item_mode": "residual"},
+    "adapter": {"model.item_init": "pretrained", "model.item_mode": "adapter"},
     "random": {"model.item_init": "xavier", "model.item_mode": "learnable"},
 }
 MODE_KEYS = ("model.item_init", "model.item_mode")

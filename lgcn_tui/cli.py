@@ -323,7 +323,7 @@ def ablate(
     preset: Annotated[Optional[str], typer.Option("--preset", "-p", help="Preset name or .toml path (default demo).")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override a key in every mode (repeatable).")] = None,
     modes: Annotated[Optional[list[str]], typer.Option(help="Modes to run, comma separated or repeated: frozen, "
-                                                       "learnable, residual, random (default all).")] = None,
+                                                       "learnable, residual, adapter, random (default all).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Ablation directory (default RUN.OUT_DIR/ablate-RUN.NAME, "
                                                 "so --set run.out_dir=DIR gives DIR/ablate-RUN.NAME; --out wins "
                                                 "over it); running again on it resumes.")] = None,

@@ -90,6 +90,8 @@ class DataConfig:
     id_map: str = setting("", path=True)
     normalize: bool = True
     pca_dim: int = setting(0, at_least=0)
+    cold_items: float = setting(0.0, within=(0.0, 0.9))
+    cold_seed: int = 0
     synthetic_users: int = setting(1500, above=0)
     synthetic_items: int = setting(2000, above=0)
     synthetic_factors: int = setting(16, above=0)
@@ -113,7 +115,11 @@ class ModelConfig:
     layers: int = setting(3, at_least=0)
     combine: str = setting("mean", choices=("mean", "hops", "last"))
     item_init: str = setting("pretrained", choices=("pretrained", "xavier"))
-    item_mode: str = setting("learnable", choices=("frozen", "learnable", "residual"))
+    item_mode: str = setting("learnable", choices=("frozen", "learnable", "residual", "adapter"))
+    adapter_layers: int = setting(2, at_least=1)
+    adapter_hidden: int = setting(256, above=0)
+    adapter_residual: bool = False
+    user_init: str = setting("xavier", choices=("xavier", "item_mean"))
     alpha0: float = setting(0.8, within=(0.0, 1.0))
     alpha_decay: float = setting(0.02, at_least=0)
     alpha_min: float = setting(0.0, within=(0.0, 1.0))
@@ -457,6 +463,10 @@ def validate(cfg: Config) -> None:
     if cfg.model.item_init == "xavier" and cfg.model.item_mode != "learnable":
         raise UserError(f"model.item_mode = {cfg.model.item_mode!r} needs pretrained item vectors; "
                         "with model.item_init = 'xavier' only 'learnable' makes sense")
+    if cfg.model.item_init == "xavier" and cfg.model.user_init == "item_mean":
+        raise UserError("model.user_init = 'item_mean' starts each user at the mean of their training items' "
+                        "text-derived vectors, but model.item_init = 'xavier' gives items no text; "
+                        "use model.user_init = 'xavier' or model.item_init = 'pretrained'")
     if cfg.objective.cl_noisy_ranking and "xsimgcl" not in cfg.objective.terms:
         raise UserError(f"objective.cl_noisy_ranking = true shares xsimgcl's noisy propagation with the ranking "
                         f"loss, but objective.terms = {cfg.objective.terms!r} has no 'xsimgcl'; add it or drop the key")

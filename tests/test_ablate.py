@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--set", "data.synthetic_users=100", "--set", "data.synthetic_items=80", "--set", "data.synthetic_per_user=10",
         "--set", "optim.batch_size=128", "--set", "eval.sim_pairs=300"]
 MODE_KEYS = {"frozen": ("pretrained", "frozen"), "learnable": ("pretrained", "learnable"),
-             "residual": ("pretrained", "residual"), "random": ("xavier", "learnable")}
+             "residual": ("pretrained", "residual"), "adapter": ("pretrained", "adapter"),
+             "random": ("xavier", "learnable")}
 
 
 # One thread: the runs are tiny, and two threads on a busy shared machine are several times slower.
@@ -114,7 +115,7 @@ def test_running_the_same_command_again_skips_finished_modes(finished) -> None:
     printed = io.StringIO()
     code = ablation.run_ablation("demo", overrides(3), list(MODE_KEYS), out, Console(file=printed, width=200))
     assert code == 0, printed.getvalue()
-    assert printed.getvalue().count("finished earlier") == 4
+    assert printed.getvalue().count("finished earlier") == len(ablation.MODES)
     assert {m: hashlib.sha256((out / m / "metrics.jsonl").read_bytes()).hexdigest() for m in MODE_KEYS} == before
 
 
@@ -127,7 +128,7 @@ def test_other_settings_on_the_same_directory_are_refused(finished) -> None:
         ablation.run_ablation("demo", [*overrides(3), "model.item_mode=frozen"], ["random"], out, console)
     with pytest.raises(UserError, match=r"learnable holds one run \(an ablation made with one seed\).*--out"):
         ablation.run_ablation("demo", overrides(3), ["learnable"], out, console, seeds=2)
-    with pytest.raises(UserError, match="unknown mode.*bogus.*frozen, learnable, residual, random"):
+    with pytest.raises(UserError, match="unknown mode.*bogus.*frozen, learnable, residual, adapter, random"):
         ablation.parse_modes(["frozen,bogus"])
 
 
@@ -209,7 +210,7 @@ def test_run_out_dir_places_the_ablation_as_train_places_a_run_and_out_wins(fini
     printed = io.StringIO()
     code = ablation.run_ablation("demo", [*overrides(3), f"run.out_dir={tmp_path / 'other'}"], list(MODE_KEYS), out,
                                  Console(file=printed, width=200))
-    assert code == 0 and printed.getvalue().count("finished earlier") == 4
+    assert code == 0 and printed.getvalue().count("finished earlier") == len(ablation.MODES)
     assert f"--out {out} wins over --set run.out_dir" in printed.getvalue()
     assert not (tmp_path / "other").exists()
 

@@ -46,13 +46,13 @@ def test_same_generator_state_gives_the_same_epoch() -> None:
     assert all(torch.equal(a, b) for a, b in zip(first, second))
 
 
-def test_negatives_are_spread_over_all_non_positive_items() -> None:
-    train = np.array([[0, 0], [1, 1]])
-    sampler = NegativeSampler(train, 2, 5)
+def test_negatives_are_spread_over_all_non_positive_items_with_training_pairs() -> None:
+    train = np.array([[0, 0], [1, 1], [1, 2], [1, 3], [1, 4]])
+    sampler = NegativeSampler(train, 2, 6)
     neg = sampler.negatives(torch.zeros(5000, dtype=torch.long), torch.Generator().manual_seed(0))
-    counts = np.bincount(neg.numpy(), minlength=5)
-    assert counts[0] == 0
-    assert counts[1:].min() > 1000  # uniform over items 1..4: about 1250 each
+    counts = np.bincount(neg.numpy(), minlength=6)
+    assert counts[0] == 0 and counts[5] == 0  # user 0's positive; item 5, which nobody trained on
+    assert counts[1:5].min() > 1000  # uniform over items 1..4: about 1250 each
 
 
 def test_a_user_with_every_item_is_refused() -> None:

@@ -65,11 +65,13 @@ def evals(events: list[dict]) -> list[tuple[int, str, dict]]:
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (this case runs on GPU boxes)")
 NOISY = ['objective.terms=["reg", "xsimgcl"]', "objective.cl_noisy_ranking=true"]
+ADAPTER = ["model.adapter_residual=true", "model.user_init=item_mean", "data.cold_items=0.2"]
 
 
 @pytest.mark.parametrize(("mode", "extra"), [
     ("learnable", []),
     ("residual", []),
+    ("adapter", ADAPTER),
     pytest.param("learnable", NOISY, id="learnable-xsimgcl-noise"),
     pytest.param("learnable", ["run.device=cuda", "run.deterministic=true", *NOISY], id="cuda", marks=CUDA),
     pytest.param("residual", ["run.device=cuda", "run.deterministic=true", "run.amp=false"], id="cuda-fp32",

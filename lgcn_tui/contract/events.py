@@ -96,7 +96,8 @@ class EpochEnd(Progress):
 
 @event("eval")
 class EvalResult(Progress):
-    """Metrics of one split, keyed like ``recall@20``; ``model`` is ``lightgcn`` or ``popularity``.
+    """Metrics of one split, keyed like ``recall@20``; ``model`` is ``lightgcn`` or a baseline,
+    ``popularity`` or ``text`` (a user = the mean text vector of their items, scored by cosine).
 
     ``best``: this result improved ``eval.best_metric`` and so chose ``best.pt``; only the split
     that metric names carries it (older files mark every split at that step).

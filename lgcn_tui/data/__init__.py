@@ -9,6 +9,7 @@ import numpy as np
 from ..config import Config, expand_path
 from ..errors import UserError
 from .amazon import read_amazon2023
+from .cold import hold_out_items
 from .dataset import Dataset
 from .pretrained import load_pretrained, prepare_pretrained
 from .readers import read_csv, read_lightgcn, read_recbole
@@ -42,10 +43,16 @@ def load(cfg: Config) -> Dataset:
     if data.valid_into_train and len(dataset.valid):
         dataset.train = np.unique(np.concatenate([dataset.train, dataset.valid]), axis=0)
         dataset.valid = dataset.valid[:0]
-    if data.format != "synthetic":
+    if data.cold_items:
+        dataset.notes.append(hold_out_items(dataset, data.cold_items, data.cold_seed))
+    elif data.format != "synthetic":
         note = _cold_note(dataset, data.path)
         if note:
             dataset.notes.append(note)
+    if cfg.model.item_init == "xavier" and dataset.cold_items():
+        dataset.notes.append("cannot score cold items: with model.item_init = 'xavier' an item without training "
+                             "interactions has neither edges nor text, only a random vector, so cold-item metrics "
+                             "are not reported; start items from text (model.item_init = 'pretrained') to score them")
     if cfg.model.item_init == "pretrained":
         if dataset.pretrained is None:
             raise UserError("model.item_init = 'pretrained' but no pretrained vectors were given; "

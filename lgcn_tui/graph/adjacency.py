@@ -47,6 +47,20 @@ class Adjacency:
     def nnz(self) -> int:
         return int(self.matrix.values().numel())
 
+    def __post_init__(self) -> None:
+        """The nodes without an edge, found once here: finding them sizes a tensor by the data,
+        which on an accelerator waits for the device, so no training step may do it."""
+        crow = self.matrix.crow_indices()
+        linked = crow[1:] != crow[:-1]
+        # Rows (this order) of the nodes without an edge: items without a training
+        # interaction (cold items), which propagation never reaches.
+        self.edgeless_rows = torch.nonzero(~linked).squeeze(1)
+        if self.position is not None:
+            linked = linked.index_select(0, self.position)
+        # Items (0-based, item order) with at least one edge: the only ones a loss may
+        # sample, so a cold item is never pushed away from users it was never shown to.
+        self.linked_items = torch.nonzero(linked[self.n_users:]).squeeze(1)
+
     def to(self, device: torch.device, dtype: torch.dtype = torch.float32) -> "Adjacency":
         """On ``device`` with values in ``dtype``; rows are sliced on the host only when the device is the host."""
         matrix = _moved(self.matrix, device, dtype)

@@ -5,9 +5,20 @@ The layer-0 ("ego") item vector depends on ``item_mode``:
 - ``frozen``:    e_i = p_i                          (p = pretrained, a buffer)
 - ``learnable``: e_i = w_i,  w initialised to p     (or Xavier without pretrained vectors)
 - ``residual``:  e_i = α·p_i + (1 − α)·w_i,  w initialised to p, α set by the trainer
+- ``adapter``:   e_i = MLP(p_i) (+ r_i),  a trainable MLP (``model.adapter``) from the text
+                 width to ``dim``; with ``adapter_residual`` plus a per-item residual r
+                 initialised to zero (AlphaRec's design, with a way to correct single items)
 
-Users are always a Xavier-initialised parameter. Propagation is parameter-free (see
-``graph.propagate``); the losses live in ``objective``, the training loop outside.
+Users are a parameter, Xavier-initialised or (``start_users_at_items``) started at the mean
+of their training items' layer-0 vectors. Propagation is parameter-free (see
+``graph.propagate``); the losses live in ``objective``, the training loop outside. The
+optimiser's groups are ``group_params``: the item group holds the adapter's weights too.
+
+A node without edges (a cold item: no training interaction) gets nothing from propagation:
+under the layer mean its output would be its layer-0 vector divided by K+1, under ``hops``
+or ``last`` zero. ``final_embeddings`` therefore gives such a node its layer-0 vector
+undivided, in every mode, so a cold item is scored from what it started as: its text
+vector, the adapter's map of it, or (Xavier items) noise, which the run reports as such.
 
 Users and items are two parameters (two learning rates) over one node table: one storage on
 every device, so the layer-0 table is an alias, never a per-step copy (``ego``). A move
@@ -34,6 +45,7 @@ from ..errors import UserError
 from ..graph.adjacency import Adjacency
 from ..graph.backend import Backend, TorchBackend
 from ..graph.propagate import propagate_perturbed
+from .adapter import Adapter, AdapterSpec
 
 
 class Rows(NamedTuple):
@@ -62,11 +74,18 @@ class LightGCN(nn.Module):
         pretrained: torch.Tensor | None,
         backend: Backend | None = None,
         position: torch.Tensor | None = None,
+        adapter: AdapterSpec | None = None,
     ) -> None:
         super().__init__()
         # Parameter-free, so not a submodule: checkpoints are the same whichever backend ran.
         self.backend: Backend = backend if backend is not None else TorchBackend()
-        if pretrained is not None:
+        if item_mode == "adapter" and (pretrained is None or adapter is None):
+            raise ValueError("item_mode 'adapter' needs pretrained vectors and an AdapterSpec")
+        # The adapter maps the text vectors to ``dim``; the other modes train at the text's width.
+        self.adapter = (Adapter(pretrained.shape[1], dim, adapter.layers, adapter.hidden)
+                        if item_mode == "adapter" else None)
+        self.residual = adapter is not None and adapter.residual
+        if pretrained is not None and self.adapter is None:
             dim = pretrained.shape[1]
         self.n_users, self.n_items, self.dim = n_users, n_items, dim
         self.layers, self.combine, self.item_mode = layers, combine, item_mode
@@ -74,7 +93,8 @@ class LightGCN(nn.Module):
         self.register_buffer("position", position.clone() if position is not None else None)
         table = torch.empty(n_users + n_items, dim)
         self.user = nn.Parameter(table[:n_users])
-        self.item = nn.Parameter(table[n_users:], requires_grad=item_mode != "frozen")
+        trained = item_mode in ("learnable", "residual") or self.residual
+        self.item = nn.Parameter(table[n_users:], requires_grad=trained)
         # Rebuilt from the data on resume, so checkpoints stay small.
         self.register_buffer("pretrained", self._to_table(pretrained.clone(), n_users) if pretrained is not None else None,
                              persistent=False)
@@ -86,11 +106,32 @@ class LightGCN(nn.Module):
         """Draws in node order, so the starting values do not depend on the row order."""
         with torch.no_grad():
             self.user.copy_(self._to_table(nn.init.xavier_uniform_(torch.empty_like(self.user)), 0))
-            if self.pretrained is None:
+            if self.adapter is not None:
+                self.adapter.reset_parameters()
+                self.item.zero_()
+            elif self.pretrained is None:
                 self.item.copy_(self._to_table(nn.init.xavier_uniform_(torch.empty_like(self.item)), self.n_users))
             else:
                 self.item.copy_(self.pretrained)
             self.item_start.copy_(self.item_vectors())
+
+    @torch.no_grad()
+    def start_users_at_items(self, train: torch.Tensor) -> None:
+        """Set each user with training items to the mean of their layer-0 item vectors
+        (``model.user_init = "item_mean"``, as AlphaRec starts users); ``train`` holds
+        ``(user, item)`` pairs. Users and items then start in one space, so the first scores
+        already rank items by their likeness to the user's history."""
+        items = self.item_vectors().float()
+        users, chosen = train[:, 0].to(items.device), train[:, 1].to(items.device)
+        sums = torch.zeros(self.n_users, self.dim, device=items.device).index_add_(0, users, items.index_select(0, chosen))
+        counts = torch.bincount(users, minlength=self.n_users).unsqueeze(1)
+        users = torch.where(counts > 0, sums / counts.clamp(min=1), self.user_vectors())
+        self.user.copy_(self._to_table(users, 0))
+
+    def group_params(self) -> dict[str, list[nn.Parameter]]:
+        """The parameters of each optimiser group, users first; the adapter's weights are items'."""
+        extra = list(self.adapter.parameters()) if self.adapter is not None else []
+        return {"user": [self.user], "item": [self.item, *extra]}
 
     def set_alpha(self, alpha: float) -> None:
         """Residual weight of the frozen part; only meaningful in ``residual`` mode."""
@@ -174,6 +215,9 @@ class LightGCN(nn.Module):
             return self.pretrained
         if self.item_mode == "residual":
             return self.alpha * self.pretrained + (1 - self.alpha) * self.item
+        if self.adapter is not None:
+            mapped = self.adapter(self.pretrained)
+            return mapped + self.item if self.residual else mapped
         return self.item
 
     def _rows(self, first: int, count: int) -> torch.Tensor:
@@ -201,8 +245,13 @@ class LightGCN(nn.Module):
 
     @torch.no_grad()
     def final_embeddings(self, adj: Adjacency) -> tuple[torch.Tensor, torch.Tensor]:
-        """Final user and item vectors, in user and item order."""
-        out = self.backend.all(adj, self.ego(), self.layers, self.combine)
+        """Final user and item vectors, in user and item order; a node without edges keeps its
+        layer-0 vector undivided (see the module docstring)."""
+        ego = self.ego()
+        out = self.backend.all(adj, ego, self.layers, self.combine)
+        edgeless = adj.edgeless_rows
+        if len(edgeless):
+            out.index_copy_(0, edgeless, ego.index_select(0, edgeless).to(out.dtype))
         if self.position is not None:
             out = out.index_select(0, self.position)
         return out[: self.n_users], out[self.n_users :]

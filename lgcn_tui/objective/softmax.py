@@ -5,7 +5,7 @@
 BPR compares each positive with one negative; the softmax compares it with M at once, which
 ranks better on top-k metrics (Wu et al., "On the Effectiveness of Sampled Softmax Loss for
 Item Recommendation", 2023). The M negatives n_1..n_M are drawn uniformly, with
-replacement, once per batch from the context's generator and shared by every row, so the
+replacement, from the items with training edges (never a cold item), once per batch from the context's generator and shared by every row, so the
 scores are one B × M matrix product beside the B positive scores, and their final vectors
 come from the step's own propagation (``extra_items``: at most M more rows in it). Uniform draws make the logQ
 correction a constant, so none is applied. Scores are ``cosine`` (L2-normalised final
@@ -37,8 +37,8 @@ class SampledSoftmax:
 
     def extra_items(self, ctx: Context) -> torch.Tensor:
         """The batch's shared negatives, propagated with its own rows (one propagation a step)."""
-        device = ctx.model.user.device
-        return torch.randint(ctx.model.n_items, (self.negatives,), generator=ctx.generator, device=device)
+        items = ctx.adj.linked_items
+        return items[torch.randint(len(items), (self.negatives,), generator=ctx.generator, device=items.device)]
 
     def __call__(self, batch: Batch, ctx: Context) -> torch.Tensor:
         negatives, neg_out = batch.extra, batch.extra_out

@@ -30,12 +30,13 @@ at the same step.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import math
 import queue
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -53,7 +54,8 @@ from ..errors import UserError
 from ..sinks.external import check_extras, external_sinks
 from ..sinks.jsonl import JsonlSink
 from ..train.diagnostics import retention, sample_pairs, similarity_histogram
-from ..train.ranking import KnownItems, chunk_users, known_items, means, popularity_groups, popularity_sums, split_sums
+from ..train.ranking import (KnownItems, chunk_users, known_items, means, popularity_groups, popularity_sums, split_sums,
+                             text_sums)
 from ..train.sampler import NegativeSampler, rank_rows
 from . import checkpoints as ckpt
 from . import distributed, parallel
@@ -114,14 +116,31 @@ class Settled(Enum):
     STOP = "stop"
 
 
-def grad_squares(grad: torch.Tensor | None, device: torch.device) -> torch.Tensor:
-    """``g·g`` on the device: a BLAS dot is 3× faster than ``Tensor.norm`` on CPU, where a
-    Gowalla step spent 2 ms on the two norms. Like ``norm``, it is inf once the squares
-    overflow float32, which the NaN/inf check then catches."""
-    if grad is None:
-        return torch.zeros((), device=device)
-    flat = grad.reshape(-1)
-    return torch.dot(flat, flat).float()
+def grad_squares(grads: list[torch.Tensor | None], device: torch.device) -> torch.Tensor:
+    """``Σ g·g`` of a group's gradients (None: no gradient), on the device: a BLAS dot is 3×
+    faster than ``Tensor.norm`` on CPU, where a Gowalla step spent 2 ms on the two norms. Like
+    ``norm``, it is inf once the squares overflow float32, which the NaN/inf check then catches."""
+    total = torch.zeros((), device=device)
+    for grad in grads:
+        if grad is not None:
+            flat = grad.reshape(-1)
+            total = total + torch.dot(flat, flat).float()
+    return total
+
+
+@contextlib.contextmanager
+def rows_kept(table: torch.Tensor, rows: torch.Tensor | None) -> Iterator[None]:
+    """Put ``rows`` of ``table`` back as they were after the block (an optimiser step).
+
+    Rows without a gradient are still moved by weight decay (AdamW shrinks every row by
+    lr·decay a step; Adam's coupled decay moves them by about a learning rate a step). For
+    cold items that would wear their text start down with nothing learned in its place."""
+    if rows is None:
+        yield
+        return
+    saved = table.detach().index_select(0, rows)
+    yield
+    table.detach().index_copy_(0, rows, saved)
 
 
 class Run:
@@ -201,6 +220,7 @@ class Run:
         self.schedule = LrSchedule.plan(o.user_lr, o.item_lr, o.min_lr, o.warmup_epochs, o.item_start_epoch,
                                         self.steps_per_epoch, cfg.run.epochs)
         self.optimizer = self._optimizer()
+        self.cold_rows = self._cold_rows()
         self.generator = torch.Generator().manual_seed(cfg.run.seed)
         # Terms that draw their own noise draw different numbers on each rank.
         self.context = objective.Context(self.model, self.adj,
@@ -266,10 +286,9 @@ class Run:
 
     def _optimizer(self) -> torch.optim.Optimizer:
         o = self.cfg.optim
-        groups = [
-            {"params": [self.model.user], "lr": o.user_lr, "name": "user"},
-            {"params": [self.model.item], "lr": o.item_lr, "name": "item"},
-        ]
+        rates = {"user": o.user_lr, "item": o.item_lr}
+        groups = [{"params": params, "lr": rates[name], "name": name}
+                  for name, params in self.model.group_params().items()]
         if o.name == "adafactor":
             return torch.optim.Adafactor(groups, lr=o.user_lr, weight_decay=o.weight_decay)
         cls = torch.optim.Adam if o.name == "adam" else torch.optim.AdamW
@@ -277,6 +296,23 @@ class Run:
         # On CPU it needs torch 2.4; the DGL test stack (torch 2.2) takes the loop there.
         fused = self.device.type == "cuda" or torch.__version__ >= (2, 4)
         return cls(groups, lr=o.user_lr, weight_decay=o.weight_decay, fused=fused)
+
+    def _cold_rows(self) -> torch.Tensor | None:
+        """Rows of the trained item table that no loss reaches (items without training edges),
+        which ``rows_kept`` shields from weight decay; None when there is nothing to shield (an
+        adapter's residual starts at zero, where decay leaves it)."""
+        rows = self.adj.edgeless_rows
+        rows = rows[rows >= self.model.n_users] - self.model.n_users
+        trained = self.model.item.requires_grad and self.model.adapter is None
+        if not (len(rows) and trained and self.cfg.optim.weight_decay > 0):
+            return None
+        if self.parallel.sharded:
+            self._notices.append(f"optim.weight_decay moves the vectors of the {len(rows)} items without training "
+                                 "interactions every step, with no gradient to hold them: under dist.strategy = "
+                                 "'fsdp' their rows are sharded and cannot be kept; use dist.strategy = 'ddp' or "
+                                 "optim.weight_decay = 0 to keep their text start")
+            return None
+        return rows
 
     def _restore(self, saved: tuple[Path, dict]) -> None:
         path, payload = saved
@@ -531,12 +567,17 @@ class Run:
         return chunk_users(e.chunk_users, e.memory_budget_mb, self.dataset.n_items)
 
     def _baselines(self) -> None:
-        for split in ("valid", "test"):
-            if len(getattr(self.dataset, split)):
-                summed = popularity_sums(self.dataset, self._known(split), getattr(self.dataset, split),
-                                         self.cfg.eval.ks, self._chunk(), self.world.share, self.groups)
-                self.publish(ev.EvalResult(epoch=0, step=0, split=split, metrics=self._gathered(summed),
-                                           model="popularity"))
+        """Popularity, and with text vectors the no-training text baseline (``train.ranking.text_sums``)."""
+        baselines = {"popularity": popularity_sums}
+        if self.dataset.pretrained is not None:
+            baselines["text"] = text_sums
+        for model, sums in baselines.items():
+            for split in ("valid", "test"):
+                if len(getattr(self.dataset, split)):
+                    summed = sums(self.dataset, self._known(split), getattr(self.dataset, split), self.cfg.eval.ks,
+                                  self._chunk(), self.world.share, self.groups)
+                    self.publish(ev.EvalResult(epoch=0, step=0, split=split, metrics=self._gathered(summed),
+                                               model=model))
 
     # ----- the loop -----------------------------------------------------------------
     def _apply_lr(self) -> None:
@@ -567,23 +608,25 @@ class Run:
             batch = self.objective.batch(users, pos, neg, self.context, self.parallel.step_module)
             loss, terms = self.objective(batch, self.context)
         (loss if self.world.size == 1 else loss * (share * self.world.size)).backward()
+        params = self.model.group_params()
         if self.state.epoch < o.item_start_epoch:
-            self.model.item.grad = None
-        params = {"user": self.model.user, "item": self.model.item}
+            for p in params["item"]:
+                p.grad = None
         if self.world.size == 1:
-            norms = torch.stack([grad_squares(p.grad, self.device) for p in params.values()]).sqrt()
+            norms = torch.stack([grad_squares([p.grad for p in ps], self.device) for ps in params.values()]).sqrt()
             parts = [loss.detach().float().reshape(1), *(t.detach().float().reshape(1) for t in terms.values()), norms]
             figures = torch.cat(parts)
         else:
             figures = torch.tensor(self._reduced(loss, terms, share, params), device=self.device)
             norms = figures[-2:]
-        self._update(norms)
+        self._update(norms, [p for ps in params.values() for p in ps])
         return StepRecord(epoch=self.state.epoch, step=self.state.step, terms=tuple(terms), figures=figures,
                           lr_user=self.optimizer.param_groups[0]["lr"], lr_item=self.optimizer.param_groups[1]["lr"],
                           alpha=self.alpha(self.state.epoch))
 
-    def _update(self, norms: torch.Tensor) -> None:
-        """Clip to ``optim.clip_norm`` (of both groups together) and step, all on the device."""
+    def _update(self, norms: torch.Tensor, params: list[torch.nn.Parameter]) -> None:
+        """Clip to ``optim.clip_norm`` (of both groups together) and step, all on the device;
+        cold items' rows are put back after it (``rows_kept``)."""
         clip = self.cfg.optim.clip_norm
         total = torch.linalg.vector_norm(norms)
         scale = None
@@ -593,10 +636,11 @@ class Run:
             self.optimizer.grad_scale = scale  # type: ignore[attr-defined]
             self.optimizer.found_inf = (~torch.isfinite(total)).float()  # type: ignore[attr-defined]
         elif scale is not None:
-            for p in (self.model.user, self.model.item):
+            for p in params:
                 if p.grad is not None:
                     p.grad.div_(scale)
-        self.optimizer.step()
+        with rows_kept(self.model.item, self.cold_rows):
+            self.optimizer.step()
 
     def _settle(self) -> Settled:
         """Read the figures of the steps not yet checked (one wait for the device), in step
@@ -621,7 +665,7 @@ class Run:
         return Settled.FINE
 
     def _reduced(self, loss: torch.Tensor, terms: dict[str, torch.Tensor], share: float,
-                 params: dict[str, torch.nn.Parameter]) -> list[float]:
+                 params: dict[str, list[torch.nn.Parameter]]) -> list[float]:
         """The step's one all-reduce: the global batch's loss and terms (share-weighted means)
         and the global gradient norms (the figures of a ``StepRecord``), alike on every rank,
         and rank 0's ``StepFlags``. Reading the flags waits for the device: with several ranks
@@ -630,7 +674,7 @@ class Run:
         if self.world.leader:
             flags = [float(not self.commands.empty()), float(self._minutes_due())]
         parts = [loss.detach().float() * share, *(t.detach().float() * share for t in terms.values()),
-                 *(self.parallel.grad_squares(p.grad).float() for p in params.values()),
+                 *(sum(self.parallel.grad_squares(p.grad).float() for p in ps) for ps in params.values()),
                  torch.tensor(flags, device=loss.device)]
         summed = distributed.all_sum(self.world, torch.cat([t.reshape(-1) for t in parts])).tolist()
         n = len(terms)

@@ -20,6 +20,7 @@ from ..errors import UserError
 from ..graph.adjacency import Adjacency, build_adjacency
 from ..graph import kernel
 from ..graph.backend import make_backend
+from ..model.adapter import AdapterSpec
 from ..model.lightgcn import LightGCN
 from ..rundir import RunDir, open_run
 from . import checkpoints as ckpt
@@ -39,8 +40,13 @@ def build_model(cfg: Config, dataset: Dataset, device: torch.device,
     backend = make_backend(cfg.graph.backend, dataset.train, dataset.n_users, dataset.n_items, cfg.graph.norm, device)
     torch.manual_seed(cfg.run.seed)
     pretrained = torch.from_numpy(dataset.pretrained) if dataset.pretrained is not None else None
-    model = LightGCN(dataset.n_users, dataset.n_items, cfg.model.dim, cfg.model.layers, cfg.model.combine,
-                     cfg.model.item_mode, pretrained, backend, adj.position).to(device)
+    m = cfg.model
+    adapter = AdapterSpec(m.adapter_layers, m.adapter_hidden, m.adapter_residual) if m.item_mode == "adapter" else None
+    model = LightGCN(dataset.n_users, dataset.n_items, m.dim, m.layers, m.combine, m.item_mode, pretrained, backend,
+                     adj.position, adapter)
+    if m.user_init == "item_mean":
+        model.start_users_at_items(torch.from_numpy(dataset.train))
+    model = model.to(device)
     adj.kernel = cfg.graph.kernel
     if adj.kernel == "auto":
         adj.kernel, measured = kernel.choose(adj, model.dim)

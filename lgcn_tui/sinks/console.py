@@ -61,7 +61,7 @@ class ConsoleSink:
         elif isinstance(event, ev.StepMetrics):
             self._step(event)
         elif isinstance(event, ev.EvalResult):
-            tag = "popularity baseline" if event.model == "popularity" else f"epoch {event.epoch}"
+            tag = f"{event.model} baseline" if event.model != "lightgcn" else f"epoch {event.epoch}"
             best = "  [green](best)[/]" if event.best else ""
             self.print(f"{tag:>20}  {event.split:<5} {format_metrics(event.metrics)}{best}")
         elif isinstance(event, ev.Diagnostics) and event.retention is not None:

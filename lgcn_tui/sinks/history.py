@@ -141,7 +141,7 @@ def describe(event: ev.Event) -> LogLine | None:
         why = " (rollback after divergence)" if event.source == "rollback" else ""
         text = f"{event.group} lr set to {event.lr:.3g} at step {event.step}{why}"
     elif isinstance(event, ev.EvalResult):
-        tag = "popularity" if event.model == "popularity" else f"eval ep {event.epoch}"
+        tag = event.model if event.model != "lightgcn" else f"eval ep {event.epoch}"
         text = f"{tag} {event.split} {_metric_text(event.metrics)}{'  best' if event.best else ''}"
     elif isinstance(event, ev.StateChanged) and event.state != "running":
         text = f"{event.state} at step {event.step}"
@@ -342,7 +342,7 @@ class History:
         elif isinstance(event, ev.EvalResult):
             if event.model == "popularity":
                 s.baseline[event.split] = dict(event.metrics)
-            else:
+            elif event.model == "lightgcn":
                 self._evals.append(event)
                 s.eval_seconds += event.seconds
         elif isinstance(event, ev.Diagnostics):

@@ -3,8 +3,8 @@
 Each event becomes ``{tag: value}`` at the event's global step: the loss and each of its
 terms (``loss``, ``loss/bpr``, ...), gradient norms and learning rates per group
 (``grad/user``, ``lr/item``), the residual mix ``alpha`` while there is one, evaluation
-metrics as ``SPLIT/METRIC`` (``valid/recall@20``) with the popularity baseline under
-``popularity/`` so it never shares a chart line with the model, and item retention
+metrics as ``SPLIT/METRIC`` (``valid/recall@20``) with the baselines under ``popularity/``
+and ``text/`` so they never share a chart line with the model, and item retention
 (``retention/mean``, ``retention/p10``) when items started from pretrained vectors.
 Other events chart nothing.
 """

@@ -1,6 +1,6 @@
 """Full ranking: every item scored for each user, the user's known items masked, top K taken.
 
-Training-time evaluation, ``lgcn-tui eval``, the popularity baseline and the exact search
+Training-time evaluation, ``lgcn-tui eval``, the popularity and text baselines and the exact search
 of ``export --faiss`` and ``recommend`` must rank identically, or an index measured
 against "exact" ranking, or a baseline, would be measured against something else than
 what evaluation reports. So they all rank through one ``Ranker``, and every "is this
@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..data.dataset import Dataset
 from ..graph.segments import segments
@@ -284,6 +285,24 @@ def popularity_sums(dataset: Dataset, known: KnownItems, held_out: np.ndarray, k
     device = known.bounds.device
     counts = torch.from_numpy(np.bincount(dataset.train[:, 1], minlength=dataset.n_items)).float().to(device)
     ranker = Ranker(lambda u: counts.expand(len(u), -1).clone(), dataset.n_users, dataset.n_items, known, chunk)
+    result = ranker.sums(held_out, ks, share=share, groups=groups)
+    assert result is not None
+    return result
+
+
+def text_sums(dataset: Dataset, known: KnownItems, held_out: np.ndarray, ks: list[int], chunk: int,
+              share: tuple[int, int] = (0, 1), groups: np.ndarray | None = None) -> tuple[dict[str, float], int]:
+    """The no-training text baseline as ``Ranker.sums``: a user is the mean of their training
+    items' text vectors (``dataset.pretrained``, as the model receives them), scored against
+    every item's by cosine. What text alone knows, cold items included, before any training."""
+    assert dataset.pretrained is not None, "the text baseline needs pretrained item vectors"
+    device = known.bounds.device
+    text = torch.from_numpy(dataset.pretrained).float().to(device)
+    pairs = torch.from_numpy(dataset.train).to(device)
+    summed = torch.zeros(dataset.n_users, text.shape[1], device=device).index_add_(
+        0, pairs[:, 0], text.index_select(0, pairs[:, 1]))
+    # The mean points where the sum does, and cosine reads only directions.
+    ranker = embedding_ranker(F.normalize(summed, dim=1), F.normalize(text, dim=1), known, chunk)
     result = ranker.sums(held_out, ks, share=share, groups=groups)
     assert result is not None
     return result

@@ -1,7 +1,9 @@
 """Uniform negative sampling, vectorised: no sampled negative is ever a training positive.
 
 Every training pair is one ``(user, positive)`` triple per epoch, in a seeded random
-order. Negatives are drawn in bulk and rejected with ``searchsorted`` against the sorted
+order. Negatives are drawn uniformly from the items with a training pair: a cold item (none;
+see ``data.cold``) is never sampled, since pushing it away from users is all a negative
+draw could teach it. Negatives are drawn in bulk and rejected with ``searchsorted`` against the sorted
 ``user * n_items + item`` keys of the training set; only the few rejects are redrawn.
 """
 
@@ -28,22 +30,23 @@ def contains(keys: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
 class NegativeSampler:
     def __init__(self, train: np.ndarray, n_users: int, n_items: int) -> None:
         self.n_items = n_items
+        self.items = torch.from_numpy(np.unique(train[:, 1]).astype(np.int64))
         self.pairs = torch.from_numpy(np.ascontiguousarray(train, dtype=np.int64))
         self.keys = sorted_keys(train, n_items)
         degree = np.bincount(train[:, 0], minlength=n_users)
-        if (degree >= n_items).any():
-            user = int(np.argmax(degree >= n_items))
+        if (degree >= len(self.items)).any():
+            user = int(np.argmax(degree >= len(self.items)))
             raise ValueError(f"user {user} interacted with every item: no negative exists")
 
     def is_positive(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         return contains(self.keys, users * self.n_items + items)
 
     def negatives(self, users: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        items = torch.randint(self.n_items, users.shape, generator=generator)
+        items = self.items[torch.randint(len(self.items), users.shape, generator=generator)]
         bad = self.is_positive(users, items)
         while bad.any():
             idx = bad.nonzero().squeeze(1)
-            items[idx] = torch.randint(self.n_items, idx.shape, generator=generator)
+            items[idx] = self.items[torch.randint(len(self.items), idx.shape, generator=generator)]
             bad[idx] = self.is_positive(users[idx], items[idx])
         return items
 
