@@ -18,6 +18,9 @@ hide the others:
   kernel (``graph.kernel``), by CUDA events, against the step's product floor (the 2K full
   products it runs, timed alone with the same kernel and dtype), and what ``auto`` chose.
 - ``epoch``: two epochs of ``gowalla-xsimgcl``: seconds per epoch, test Recall@20, peak memory.
+- ``memory``: one synthetic catalogue of 1M users + 1M items × 768 (10M interactions, Adafactor):
+  three steps (the guard keeping a state before each) and one evaluation, their peaks by
+  ``torch.cuda.max_memory_allocated`` against ``lgcn-tui plan``'s figures for the same shape.
 
 Without CUDA it says so in one line and exits with code 2. Figures that need data read
 ``../shared/data`` beside the repository (as the presets do).
@@ -241,6 +244,53 @@ def check_epoch(out: Path) -> dict[str, Any]:
             "peak_allocated_gib": torch.cuda.max_memory_allocated() / 2**30}
 
 
+def check_memory(out: Path, users: int = 10**6, items: int = 10**6, interactions: int = 10**7,
+                 dim: int = 768) -> dict[str, Any]:
+    """``lgcn-tui plan``'s step and evaluation peaks against the allocator's, on a catalogue too large
+    for the synthetic generator (it builds a dense users × items matrix): random pairs and vectors."""
+    from lgcn_tui import plan
+    from lgcn_tui.data.dataset import build_dataset
+    from lgcn_tui.run import lifecycle
+
+    rng = np.random.default_rng(0)
+    pairs = {split: (rng.integers(0, users, n), rng.integers(0, items, n))
+             for split, n in (("train", interactions), ("valid", interactions // 50), ("test", interactions // 50))}
+    dataset = build_dataset("gpu-check-memory", pairs)
+    dataset.pretrained = rng.standard_normal((dataset.n_items, dim), dtype=np.float32)
+    original = lifecycle.data.load
+    lifecycle.data.load = lambda _cfg: dataset
+    try:
+        run = Run(tiny(out, "optim.name=adafactor", "divergence.keep_every=1", "optim.batch_size=2048",
+                       "eval.ks=[20]", "run.amp=false"), preset="gpu_check")
+        run.setup()
+    finally:
+        lifecycle.data.load = original
+    on_gpu = run.device.type == "cuda"
+    try:
+        expected = plan.estimate(plan.shape_of(run.cfg, dataset.n_users, dataset.n_items, len(dataset.train),
+                                               run.model.dim))
+        u, p, n = (run._on_device(t) for t in run.sampler.epoch(run.generator))
+        b = run.cfg.optim.batch_size
+        if on_gpu:
+            torch.cuda.reset_peak_memory_stats()
+        for k in range(3):
+            run.guard.keep(k, k, run.model, run.optimizer, run.schedule)
+            run._unchecked.append(run._step(u[k * b:(k + 1) * b], p[k * b:(k + 1) * b], n[k * b:(k + 1) * b]))
+        run._unchecked.clear()
+        step = torch.cuda.max_memory_allocated() if on_gpu else 0
+        if on_gpu:
+            torch.cuda.reset_peak_memory_stats()
+        run.evaluate()
+        evaluation = torch.cuda.max_memory_allocated() if on_gpu else 0
+    finally:
+        run.cleanup()
+    return {"shape": f"{dataset.n_users} users + {dataset.n_items} items × {run.model.dim}, {len(dataset.train)} "
+                     "interactions, adafactor, fp32",
+            "step_peak_gb": step / 1e9, "planned_step_peak_gb": expected.step_peak / 1e9,
+            "eval_peak_gb": evaluation / 1e9, "planned_eval_peak_gb": expected.eval_peak / 1e9,
+            "step_over_plan": step / expected.step_peak, "eval_over_plan": evaluation / expected.eval_peak}
+
+
 def check_dist(out: Path) -> dict[str, Any]:
     count = torch.cuda.device_count()
     if count < 2:
@@ -252,7 +302,7 @@ def check_dist(out: Path) -> dict[str, Any]:
 
 CHECKS: dict[str, Callable[[Path], dict[str, Any]]] = {
     "propagation": check_propagation, "evaluation": check_evaluation, "resume": check_resume,
-    "syncs": check_syncs, "step": check_step, "epoch": check_epoch}
+    "syncs": check_syncs, "step": check_step, "epoch": check_epoch, "memory": check_memory}
 
 
 def main() -> int:

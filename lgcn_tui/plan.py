@@ -15,7 +15,7 @@ d the dimension, s the bytes of a table element, E = 2 × training interactions)
   ``graph.norm = mean`` (its transpose), plus the locality order (int64 N, in the adjacency
   and in the model) when ``graph.reorder`` is on.
 - divergence guard (``run.guard``): two copies of the model's state and the optimiser state,
-  on the device, and a third for a moment each time it keeps one.
+  in pinned host memory, not on the device (shown apart: ``host``).
 - DDP buckets: DDP copies the gradients into buckets of its own, as large again.
 
 A step frees the last step's gradients before its forward (``zero_grad(set_to_none=True)``);
@@ -23,9 +23,9 @@ its propagation then holds up to two full float32 tables beside the resident one
 (``graph.propagate``), one more when the layer-0 table is a copy (a concatenation in
 ``frozen`` and ``residual`` modes, the float32 copy of a bfloat16 table), four more per
 whole-table perturbed propagation (SimGCL, XSimGCL), and FSDP all-gathers the parameters
-for it. The step's peak is that, or the resident set plus a third guard copy while the guard
-takes one, whichever is larger. Evaluation
-(``Run.evaluate``) propagates over every node (three tables at once), then ranks with the
+for it. The step's peak is the resident set, less the last step's gradients, plus that. Evaluation
+(``Run.evaluate``) first drops the last step's gradients (the next step would), then
+propagates over every node (three tables at once), then ranks with the
 final vectors, a transposed copy of the item vectors and one score chunk of
 ``eval.chunk_users`` × items float32 (``train.ranking``). Under FSDP the parameters, their
 gradients, optimiser state and the guard's copies of them are split over the ranks; buffers
@@ -120,6 +120,7 @@ class Plan:
     eval_peak: int
     eval_note: str
     checkpoint: int
+    host: int  # pinned host memory of the whole run (every rank): the divergence guard's copies
 
     @property
     def resident(self) -> int:
@@ -165,7 +166,6 @@ def estimate(shape: Shape) -> Plan:
              else "item_start (bf16); Xavier items: no pretrained"),
         Line("adjacency", adjacency, "CSR of Â" + (" and Âᵀ" if shape.norm == "mean" else "")
              + (" + node order" if shape.reorder else "")),
-        Line("guard copies", GUARD_COPIES * good_state, "divergence guard: 2 good model + optimizer states"),
     ]
     if shape.strategy == "ddp" and shape.world_size > 1:
         lines.append(Line("ddp buckets", trained * d * s, "DDP's gradient buckets"))
@@ -173,9 +173,8 @@ def estimate(shape: Shape) -> Plan:
     gathered = table if shape.sharded else 0
     step_work = gathered + _step_tables(shape) * n * d * 4 + _batch(shape) + _products(shape)
     stepping = resident - grads // ways + step_work
-    step_peak = max(stepping, resident + good_state)
-    step_note = (f"resident − last gradients + {fmt(step_work)} step work" if stepping >= resident + good_state
-                 else "resident + a third guard copy, as one is taken")
+    step_peak = max(stepping, resident)
+    step_note = f"resident − last gradients + {fmt(step_work)} step work"
     final = n * d * 4
     ranking = final + shape.items * d * 4 + min(shape.chunk_users, shape.users) * _row(shape.items) * 4
     diagnostics = final + (4 if shape.item_mode == "residual" else 1) * shape.items * d * 4
@@ -184,10 +183,11 @@ def estimate(shape: Shape) -> Plan:
              f"ranking, {shape.chunk_users} users a chunk": ranking, "diagnostics": diagnostics}
     what = max(parts, key=lambda name: parts[name])
     eval_work = gathered + parts[what]
-    eval_note = f"resident + {fmt(eval_work)}: {what}"
+    eval_note = f"resident − last gradients + {fmt(eval_work)}: {what}"
     checkpoint = params + shape.items * d * START_ELEMENT + (n * 8 if shape.reorder else 0) + optim + CHECKPOINT_EXTRA
-    return Plan(shape, tuple(lines), step_work, step_peak, step_note, eval_work, resident + eval_work, eval_note,
-                checkpoint)
+    return Plan(shape, tuple(lines), step_work, step_peak, step_note, eval_work, resident - grads // ways + eval_work,
+                eval_note,
+                checkpoint, GUARD_COPIES * good_state * ways)
 
 
 def _optim_what(name: str) -> str:
@@ -328,7 +328,7 @@ def to_json(plan: Plan, memory: int) -> dict[str, Any]:
             "items": {line.name.replace(" ", "_"): line.bytes for line in plan.lines},
             "resident": plan.resident, "step_work": plan.step_work, "step_peak": plan.step_peak,
             "eval_work": plan.eval_work, "eval_peak": plan.eval_peak, "peak": plan.peak,
-            "checkpoint": plan.checkpoint, "fits": plan.peak <= memory, "spare": memory - plan.peak,
+            "checkpoint": plan.checkpoint, "host_guard_copies": plan.host, "fits": plan.peak <= memory, "spare": memory - plan.peak,
             "largest": {"name": largest.name, "bytes": largest.bytes},
             "shrink": [{"change": s.change, "peak": s.peak, "fits": s.fits(memory)} for s in shrinks(plan, memory)]}
 
@@ -411,12 +411,13 @@ def print_plan(plan: Plan, memory: int, console: Console) -> None:
     table.add_row("[b]step peak[/]", f"[b]{fmt(plan.step_peak)}[/]", plan.step_note)
     table.add_row("[b]evaluation peak[/]", f"[b]{fmt(plan.eval_peak)}[/]", plan.eval_note)
     table.add_row("checkpoint", fmt(plan.checkpoint), "on disk, each: model + optimizer state")
+    table.add_row("guard copies", fmt(plan.host), "pinned host memory, not the device's: the divergence guard's "
+                  "2 good model + optimizer states")
     console.print(table)
     fits = plan.peak <= memory
     console.print(f"[b {'green' if fits else 'red'}]{verdict(plan, memory)}[/]", highlight=False)
     largest = plan.largest()
-    unset = "; no setting shrinks them yet (run/guard.py)" if largest.name == "guard copies" else ""
-    console.print(f"largest item: {largest.name} ({fmt(largest.bytes)}){unset}", highlight=False)
+    console.print(f"largest item: {largest.name} ({fmt(largest.bytes)})", highlight=False)
     options = shrinks(plan, memory)
     if options:
         console.print("what would shrink the peak:", highlight=False)

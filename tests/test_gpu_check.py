@@ -37,3 +37,10 @@ def test_the_checks_compare_what_they_claim_to(gpu_check, tmp_path: Path) -> Non
     evaluation = gpu_check.check_evaluation(tmp_path / "e")
     assert evaluation["max_abs_difference"] == 0.0 and 0 < evaluation["cpu"]["recall@20"] < 1
     assert gpu_check.check_resume(tmp_path / "r")["bit_equal"]  # on the CPU a resume is exact
+
+
+def test_the_memory_check_builds_its_catalogue_and_plans_it(gpu_check, tmp_path: Path) -> None:
+    """At a size the CPU can hold: the run trains on the random catalogue and the plan is of that shape."""
+    memory = gpu_check.check_memory(tmp_path, users=400, items=300, interactions=6000, dim=24)
+    assert memory["shape"].startswith("400 users + 300 items × 24, ")
+    assert memory["planned_step_peak_gb"] > 0 and memory["planned_eval_peak_gb"] > 0

@@ -502,3 +502,25 @@ def test_interval_checkpoints_by_time_inside_an_epoch(tiny_config) -> None:
     trainer.cleanup()
     steps = [e.step for e in recorder.of(ev.CheckpointSaved) if e.reason == "interval"]
     assert steps == list(range(1, trainer.steps_per_epoch)), "every step but the epoch's last, which has its own"
+
+
+def test_the_guard_copies_the_state_and_reuses_the_copy_that_drops_out(tiny_config) -> None:
+    """Kept states are copies (training on leaves them as they were) and a third keep writes
+    into the buffers of the first, which drops out: host memory is taken twice, not each time."""
+    trainer, _, _ = start(tiny_config("run.epochs=1"))
+    model, guard = trainer.model, trainer.guard
+    keep = lambda step: guard.keep(step, step + 1, model, trainer.optimizer, trainer.schedule)  # noqa: E731
+    keep(0)
+    first = guard.kept[0].model["user"]
+    with torch.no_grad():
+        model.user.add_(1.0)
+    keep(1)
+    assert torch.equal(guard.kept[0].model["user"] + 1.0, model.user.detach())
+    with torch.no_grad():
+        model.user.add_(1.0)
+    keep(2)
+    trainer.cleanup()
+    assert [g.step for g in guard.kept] == [1, 2]
+    assert guard.kept[1].model["user"].data_ptr() == first.data_ptr()
+    assert torch.equal(guard.kept[1].model["user"], model.user.detach())
+    assert torch.equal(guard.last_good().model["user"] + 1.0, model.user.detach())

@@ -510,6 +510,8 @@ class Run:
     # ----- evaluation ---------------------------------------------------------------
     def evaluate(self) -> None:
         self._state(RunState.EVALUATING)
+        # The next step drops them anyway; dropped now, evaluation has a table's worth more room.
+        self.optimizer.zero_grad(set_to_none=True)
         self.model.eval()
         e = self.cfg.eval
         with self.parallel.whole_tables():
