@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import resource
 import shlex
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -467,7 +469,12 @@ def bench(out_dir: str) -> int:
                  f"ref {REF_EVAL_S:.0f} s ({REF_EVAL_S / eval_s:.0f}x)", ok(eval_s <= 5)))
     rows.append(("peak RSS after 64-d sections", f"{rss_paper:,.0f} MB", "-", "-", "-"))
     if r768 is not None:
-        rows.append(("peak RSS incl. 768-d step", f"{rss_all:,.0f} MB", "-", "-", "-"))
+        rows.append(("peak RSS incl. 768-d step (and textbook)", f"{rss_all:,.0f} MB", "-", "-", "-"))
+        alone = json.loads(subprocess.run([sys.executable, str(Path(__file__).with_name("step_memory.py")),
+                                           "--data", str(args.data)], capture_output=True, text=True,
+                                          check=True).stdout)
+        rows.append(("peak RSS, our 768-d step alone (step_memory.py)", f"{alone['peak_rss_steps_mb']:,} MB", "-",
+                     f"after set-up {alone['peak_rss_setup_mb']:,} MB", "-"))
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     print()
     print(f"$ python {shlex.join(['benchmarks/bench_engine.py', *sys.argv[1:]])}")
