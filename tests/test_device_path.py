@@ -103,3 +103,49 @@ def test_the_host_path_is_the_one_that_waits(tiny_config) -> None:
         run._step(users[:128], pos[:128], neg[:128])
     run.cleanup()
     assert any("unique" in f and "model/lightgcn.py" in f for f in mode.found), mode.found
+
+
+def test_kernel_auto_is_measured_logged_and_recorded_for_a_resume(tiny_config) -> None:
+    from lgcn_tui import rundir
+
+    run = Run(tiny_config("run.epochs=1"), preset="test")
+    assert run.complete() == "done"
+    assert run.run_dir is not None
+    chosen = rundir.RunDir(run.run_dir.path).load_config().graph.kernel
+    assert chosen in ("bag", "sparse") and run.adj.kernel == chosen
+    messages = [e["text"] for e in _events(run) if e["event"] == "message"]
+    assert any(m.startswith(f"graph.kernel = auto chose {chosen!r} (") and " ms per product at d=" in m
+               for m in messages), messages
+    assert any("run.amp does nothing on the CPU" in m for m in messages), messages
+    resumed = Run(rundir.RunDir(run.run_dir.path).load_config(), preset="test", resume=run.run_dir.path)
+    resumed.setup()
+    resumed.cleanup()
+    assert resumed.adj.kernel == chosen
+    assert not any("graph.kernel = auto" in m for m in (*resumed._facts, *resumed._notices))
+
+
+def _events(run: Run) -> list[dict]:
+    from lgcn_tui.sinks.jsonl import read_events
+
+    assert run.run_dir is not None
+    return read_events(run.run_dir.metrics)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (this case runs on GPU boxes)")
+@pytest.mark.parametrize("objective", OBJECTIVES)
+def test_on_cuda_steps_run_under_sync_debug_mode_error(tiny_config, objective: str) -> None:
+    """CUDA's own check: any synchronising call inside a step raises."""
+    run = Run(tiny_config("run.device=cuda", "run.epochs=1", *OBJECTIVES[objective]), preset="test")
+    run.setup()
+    try:
+        users, pos, neg = (run._on_device(t) for t in run.sampler.epoch(run.generator))
+        run._unchecked.append(run._step(users[:128], pos[:128], neg[:128]))  # warm-up: first allocations
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            for s in range(1, 4):
+                run._unchecked.append(run._step(users[s * 128:(s + 1) * 128], pos[s * 128:(s + 1) * 128],
+                                                neg[s * 128:(s + 1) * 128]))
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    finally:
+        run.cleanup()
