@@ -192,3 +192,6 @@ def test_runs_report_the_text_baseline_and_random_items_cannot_score_cold_ones(t
     assert any(w.startswith("data.cold_items = 0.2: 18 of 89 items held out") for w in warnings(text))
     assert not any("cannot score cold items" in w for w in warnings(text))
     assert any(w.startswith("cannot score cold items") for w in warnings(random))
+    cold_keys = lambda r: {k for e in r.events if isinstance(e, ev.EvalResult) and e.model == "lightgcn"
+                           for k in e.metrics if k.endswith("/cold")}
+    assert "recall@20/cold" in cold_keys(text) and cold_keys(random) == set()  # not ranked by noise

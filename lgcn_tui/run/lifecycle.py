@@ -528,7 +528,10 @@ class Run:
                 self.model.train()
                 self._state(RunState.RUNNING)
                 return
-            results[split] = self._gathered(summed), time.perf_counter() - started
+            metrics = self._gathered(summed)
+            if self.cfg.model.item_init == "xavier":  # a cold item has only noise to rank by (data.load says so)
+                metrics = {key: value for key, value in metrics.items() if not key.endswith("/cold")}
+            results[split] = metrics, time.perf_counter() - started
         best_split, metric = e.best_metric.split("/")
         value = results[best_split][0][metric]
         improved = value > self.state.best_value
