@@ -109,6 +109,25 @@ def spawn(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> "tup
     return proc, Lines(proc)
 
 
+class Recording:
+    """A sink that keeps every event a run publishes, for tests that read them back."""
+
+    def __init__(self) -> None:
+        self.events: list = []
+
+    def handle(self, event) -> None:
+        self.events.append(event)
+
+    def flush(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+    def of(self, kind: type) -> list:
+        return [e for e in self.events if isinstance(e, kind)]
+
+
 def train_to_end(cfg, *sinks, **run_args) -> "tuple[Run, str]":
     """A run of ``cfg`` set up, trained until it finishes or stops, and cleaned up; with how it ended.
     ``run_args`` go to ``Run`` (e.g. ``resume=RUN_DIR``)."""

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import train_to_end
+from conftest import Recording, train_to_end
 
 from lgcn_tui import config, data
 from lgcn_tui.contract import events as ev
@@ -139,23 +139,6 @@ def test_training_moves_the_adapter_and_its_gradient_is_the_item_groups_norm(tin
     assert not run.model.item.detach().any()  # the unused residual stays zero
     started = recorder.of(ev.RunStarted)[0]
     assert started.item_mode == "adapter"
-
-
-class Recording:
-    def __init__(self) -> None:
-        self.events: list[ev.Event] = []
-
-    def handle(self, event: ev.Event) -> None:
-        self.events.append(event)
-
-    def flush(self) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
-
-    def of(self, kind: type) -> list:
-        return [e for e in self.events if isinstance(e, kind)]
 
 
 @pytest.mark.parametrize("overrides", [

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import train_to_end
+from conftest import Recording, train_to_end
 
 from lgcn_tui import config, data, objective
 from lgcn_tui.contract import events as ev
@@ -22,20 +22,6 @@ from lgcn_tui.model.lightgcn import LightGCN
 from lgcn_tui.objective.softmax import SampledSoftmax
 from lgcn_tui.train.ranking import KnownItems, known_items, means, text_sums
 from lgcn_tui.train.sampler import NegativeSampler
-
-
-class Recording:
-    def __init__(self) -> None:
-        self.events: list[ev.Event] = []
-
-    def handle(self, event: ev.Event) -> None:
-        self.events.append(event)
-
-    def flush(self) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
 
 
 def catalogue(n_users: int = 30, n_items: int = 20, valid: bool = True) -> Dataset:

@@ -16,6 +16,7 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from conftest import Recording
 from lgcn_tui.contract import events as ev
 from lgcn_tui.run.lifecycle import Run
 
@@ -81,11 +82,11 @@ def test_steps_between_publish_points_never_wait_for_the_device(tiny_config, obj
         return record
 
     run._step = watched  # type: ignore[method-assign]
-    seen: list[ev.StepMetrics] = []
-    run.sinks.append(type("Keep", (), {"handle": lambda _s, e: seen.append(e) if isinstance(e, ev.StepMetrics)
-                                       else None, "flush": lambda _s: None, "close": lambda _s: None})())
+    recording = Recording()
+    run.sinks.append(recording)
     assert run.train() == "done"
     run.cleanup()
+    seen = recording.of(ev.StepMetrics)
     assert mode.found == [], "\n".join(mode.found)
     assert len(steps) == run.steps_per_epoch > 1
     assert [m.step for m in seen] == list(range(run.steps_per_epoch)), "every step's figures still reach the sinks"
