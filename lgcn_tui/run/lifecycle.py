@@ -10,13 +10,15 @@ dashboard, ``ablate`` and the tests drive this same object; it never imports a U
 and runs on any thread.
 
 Steering: commands (``contract.commands``) wait in a queue and are taken at publish points,
-every ``run.publish_every`` steps and at least four times a second, where buffered step metrics
-also leave as events. Between publish points the host never waits for the device: a step's
-loss, terms and gradient norms stay there (``StepRecord``) and are read together at the
-next publish point (``_settle``), where the divergence guard checks them in order; only a
-state whose steps all passed is kept as good, checkpointed, or ends an epoch. Exact resume: the sampler's generator state at the start of the
-epoch is saved with the step inside the epoch, so a resumed run redraws the same triples
-and skips those done.
+every ``run.publish_every`` steps and at least four times a second, where buffered step
+metrics also leave as events. Between publish points the host never waits for the device:
+a step's loss, terms and gradient norms stay there (``StepRecord``) and are read together
+at the next publish point (``_settle``), where the divergence guard checks them in order;
+only a state whose steps all passed is kept as good, checkpointed, or ends an epoch.
+
+Exact resume: the sampler's generator state at the start of the epoch is saved with the
+step inside the epoch, so a resumed run redraws the same triples and skips those done; the
+step-noise generator's state rides along.
 
 Several processes (``torchrun``): every rank runs this same object (``run.distributed``).
 Rank 0 alone creates and locks the run directory, writes ``metrics.jsonl`` and replicated
