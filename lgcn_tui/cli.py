@@ -332,7 +332,7 @@ def ablate(
     seeds: Annotated[int, typer.Option(help="Runs per mode, run.seed = the preset's + 0..N-1 (the data stays "
                                        "fixed); the table gives mean ± sd, the verdict judges gaps from 3.")] = 1,
 ) -> None:
-    """Train one preset with frozen, learnable, residual and random items, under one or more seeds; compare them."""
+    """Train one preset with frozen, learnable, residual, adapter and random items, under one or more seeds; compare them."""
     from . import ablation
 
     if report is not None:
