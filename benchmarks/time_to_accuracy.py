@@ -17,6 +17,9 @@ cadence is replaced by one evaluation per epoch and a curve runs until its budge
 ``eval.best_metric`` split (test for the Gowalla paper split, which trains on train + valid).
 Tune on a validation split, never on test: run the same curves with
 ``data.valid_into_train=false`` and ``eval.best_metric="valid/recall@20"`` first.
+
+Curves measured in separate runs (two at a time, say, each on one thread) are put into one
+table and plot with ``--merge OUT1/curves.csv OUT2/curves.csv --out OUT``.
 """
 
 from __future__ import annotations
@@ -87,6 +90,17 @@ def train(name: str, cfg: cfgmod.Config, minutes: float) -> Curve:
     return curve
 
 
+def read(path: Path) -> list[Curve]:
+    """The curves of a ``curves.csv`` this script wrote, in the order they appear."""
+    curves: dict[str, Curve] = {}
+    with open(path, newline="") as fh:
+        for row in csv.DictReader(fh):
+            curve = curves.setdefault(row["curve"], Curve(row["curve"], "", 0.0))
+            curve.points.append((float(row["seconds"]), int(row["epoch"]), float(row["recall@20"]),
+                                 float(row["ndcg@20"])))
+    return list(curves.values())
+
+
 def write(curves: list[Curve], out: Path) -> None:
     with open(out / "curves.csv", "w", newline="") as fh:
         writer = csv.writer(fh)
@@ -122,12 +136,24 @@ def write(curves: list[Curve], out: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("curves", nargs="+", help="NAME=PRESET[;key=value...]")
+    parser.add_argument("curves", nargs="*", help="NAME=PRESET[;key=value...]")
+    parser.add_argument("--merge", type=Path, nargs="+", metavar="CSV",
+                        help="write one table and plot from these curves.csv files instead of training")
     parser.add_argument("--minutes", type=float, default=60, help="wall-clock budget of each curve")
     parser.add_argument("--out", type=Path, help="where the runs, curves.csv, curves.png and table.md go")
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="time-to-accuracy-"))
     out.mkdir(parents=True, exist_ok=True)
+    if args.merge:
+        if args.curves:
+            parser.error("--merge writes the table from curves.csv files; give no curves to train with it")
+        missing = [str(p) for p in args.merge if not p.is_file()]
+        if missing:
+            parser.error(f"--merge: no such file: {', '.join(missing)} (give the curves.csv a run of this script wrote)")
+        write([c for path in args.merge for c in read(path)], out)
+        return
+    if not args.curves:
+        parser.error("name at least one curve to train (NAME=PRESET[;key=value...]) or --merge curves.csv files")
     specs = [parse_curve(text, out) for text in args.curves]  # every curve checked before the first trains
     write([train(name, cfg, args.minutes) for name, cfg in specs], out)
     print(f"written to {out}")
