@@ -142,18 +142,18 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=60, help="wall-clock budget of each curve")
     parser.add_argument("--out", type=Path, help="where the runs, curves.csv, curves.png and table.md go")
     args = parser.parse_args()
+    if args.merge and args.curves:
+        parser.error("--merge writes the table from curves.csv files; give no curves to train with it")
+    if not args.merge and not args.curves:
+        parser.error("name at least one curve to train (NAME=PRESET[;key=value...]) or --merge curves.csv files")
+    missing = [str(p) for p in args.merge or () if not p.is_file()]
+    if missing:
+        parser.error(f"--merge: no such file: {', '.join(missing)} (give the curves.csv a run of this script wrote)")
     out = args.out or Path(tempfile.mkdtemp(prefix="time-to-accuracy-"))
     out.mkdir(parents=True, exist_ok=True)
     if args.merge:
-        if args.curves:
-            parser.error("--merge writes the table from curves.csv files; give no curves to train with it")
-        missing = [str(p) for p in args.merge if not p.is_file()]
-        if missing:
-            parser.error(f"--merge: no such file: {', '.join(missing)} (give the curves.csv a run of this script wrote)")
         write([c for path in args.merge for c in read(path)], out)
         return
-    if not args.curves:
-        parser.error("name at least one curve to train (NAME=PRESET[;key=value...]) or --merge curves.csv files")
     specs = [parse_curve(text, out) for text in args.curves]  # every curve checked before the first trains
     write([train(name, cfg, args.minutes) for name, cfg in specs], out)
     print(f"written to {out}")

@@ -42,8 +42,9 @@ def test_curves_are_written_a_row_per_epoch_and_merge_into_one_table(tmp_path: P
 
 
 def test_merge_names_a_missing_file_and_refuses_curves_beside_it(tmp_path: Path) -> None:
-    missing = tta("--merge", str(tmp_path / "nope.csv"), "--out", str(tmp_path))
+    missing = tta("--merge", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "never"))
     assert missing.returncode == 2 and "no such file" in missing.stderr and "nope.csv" in missing.stderr
     assert "Traceback" not in missing.stderr
+    assert not (tmp_path / "never").exists()  # refused before anything is written
     both = tta("bpr=demo", "--merge", str(tmp_path / "nope.csv"))
     assert both.returncode == 2 and "give no curves to train" in both.stderr
